@@ -1,0 +1,1 @@
+"""Adapters: the technologies behind the ports (Falcon, SQLAlchemy, TFT, SHAP)."""

@@ -1,0 +1,1 @@
+"""SQLAlchemy Core storage (SQLite by default, PostgreSQL by URL)."""

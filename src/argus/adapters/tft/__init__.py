@@ -1,0 +1,1 @@
+"""The Temporal Fusion Transformer (pytorch-forecasting + lightning) behind the Forecaster port."""

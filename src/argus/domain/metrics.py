@@ -1,0 +1,239 @@
+"""Metric records and the per-server rolling window (oldest first) the model reads from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+
+import attrs
+import numpy as np
+
+STEP_SECONDS = 300  # the 5-minute cadence, end to end
+
+#: Numeric fields of a record, in the order used by every array in Argus.
+METRIC_FIELDS: tuple[str, ...] = (
+    "cpu_user_pct",
+    "cpu_sys_pct",
+    "cpu_iowait_pct",
+    "cpu_idle_pct",
+    "java_cpu_pct",
+    "mem_used_pct",
+    "swap_used_pct",
+    "disk_usage_pct",
+    "net_in_mb_s",
+    "net_out_mb_s",
+    "back_close_wait",
+    "front_close_wait",
+    "load_average",
+    "uptime_days",
+)
+FIELD_INDEX = {name: i for i, name in enumerate(METRIC_FIELDS)}
+INTEGER_FIELDS = frozenset({"back_close_wait", "front_close_wait", "uptime_days"})
+
+#: Operator annotations; never a model input (they are derived from the metrics and leak the answer).
+STATUS_VALUES: tuple[str, ...] = (
+    "healthy",
+    "critical_issue",
+    "heavy_load",
+    "idle",
+    "maintenance",
+    "morning_spike",
+    "offline",
+    "recovery",
+)
+STATUS_CODE = {name: i for i, name in enumerate(STATUS_VALUES)}
+
+
+@attrs.frozen(slots=True)
+class Record:
+    """One server's metrics at one moment (``timestamp`` is timezone-aware UTC)."""
+
+    timestamp: datetime
+    server_name: str
+    status: str
+    values: tuple[float, ...]  # aligned with METRIC_FIELDS
+
+    @property
+    def epoch_s(self) -> int:
+        return int(round(self.timestamp.timestamp()))
+
+    def value(self, field: str) -> float:
+        return self.values[FIELD_INDEX[field]]
+
+    def as_dict(self) -> dict[str, object]:
+        """Render the record in the wire schema (ISO timestamp without zone means UTC)."""
+        out: dict[str, object] = {
+            "timestamp": self.timestamp.astimezone(UTC).replace(tzinfo=None).isoformat(),
+            "server_name": self.server_name,
+            "status": self.status,
+        }
+        for name, value in zip(METRIC_FIELDS, self.values, strict=True):
+            out[name] = int(value) if name in INTEGER_FIELDS else float(value)
+        return out
+
+
+def utc_from_epoch(epoch_s: int | float) -> datetime:
+    """Return the aware UTC datetime for ``epoch_s``."""
+    return datetime.fromtimestamp(epoch_s, tz=UTC)
+
+
+class MetricsWindow:
+    """The most recent ``capacity`` records of one server, sorted by timestamp, as numpy arrays.
+
+    Out-of-order records are placed by timestamp, a repeated timestamp replaces the earlier
+    record (last write wins, like the database), and gaps stay gaps: no row is invented.
+    """
+
+    __slots__ = ("server_name", "capacity", "_ts", "_values", "_status", "_start", "_end")
+
+    def __init__(self, server_name: str, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.server_name = server_name
+        self.capacity = capacity
+        self._ts = np.empty(0, dtype=np.int64)
+        self._values = np.empty((0, len(METRIC_FIELDS)), dtype=np.float32)
+        self._status = np.empty(0, dtype=np.int8)
+        self._start = self._end = 0
+
+    @classmethod
+    def from_arrays(
+        cls, server_name: str, capacity: int, ts: np.ndarray, values: np.ndarray, status: np.ndarray
+    ) -> MetricsWindow:
+        """Build a window from arrays (any order); keeps the newest ``capacity`` rows."""
+        window = cls(server_name, capacity)
+        order = np.argsort(ts, kind="stable")
+        ts, values, status = ts[order], values[order], status[order]
+        # Keep the last of equal timestamps, as an upsert would.
+        keep = np.append(ts[1:] != ts[:-1], True) if len(ts) else np.empty(0, dtype=bool)
+        ts, values, status = ts[keep][-capacity:], values[keep][-capacity:], status[keep][-capacity:]
+        window._grow(max(len(ts), 1))
+        n = len(ts)
+        window._ts[:n], window._values[:n], window._status[:n] = ts, values, status
+        window._end = n
+        return window
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        """Epoch seconds (UTC), oldest first; a read-only view."""
+        return self._view(self._ts)
+
+    @property
+    def values(self) -> np.ndarray:
+        """Shape (len, len(METRIC_FIELDS)) float32, rows aligned with ``timestamps``; read-only."""
+        return self._view(self._values)
+
+    @property
+    def statuses(self) -> np.ndarray:
+        """Status codes (index into STATUS_VALUES), aligned with ``timestamps``; read-only."""
+        return self._view(self._status)
+
+    @property
+    def last_epoch_s(self) -> int | None:
+        return int(self._ts[self._end - 1]) if len(self) else None
+
+    def column(self, field: str) -> np.ndarray:
+        return self.values[:, FIELD_INDEX[field]]
+
+    def add(self, epoch_s: int, values: Iterable[float], status: str) -> None:
+        """Place one record by timestamp; the oldest record falls out once the window is full."""
+        row = np.asarray(tuple(values), dtype=np.float32)
+        code = STATUS_CODE[status]
+        if len(self) and epoch_s <= self._ts[self._end - 1]:
+            self._place_out_of_order(epoch_s, row, code)
+            return
+        if self._end == len(self._ts):
+            self._make_room()
+        self._ts[self._end], self._values[self._end], self._status[self._end] = epoch_s, row, code
+        self._end += 1
+        if len(self) > self.capacity:
+            self._start += 1
+
+    def _place_out_of_order(self, epoch_s: int, row: np.ndarray, code: int) -> None:
+        live = slice(self._start, self._end)
+        pos = self._start + int(np.searchsorted(self._ts[live], epoch_s))
+        if pos < self._end and self._ts[pos] == epoch_s:
+            self._values[pos], self._status[pos] = row, code
+            return
+        if len(self) >= self.capacity and pos == self._start:
+            return  # older than everything kept in a full window
+        if self._end == len(self._ts):
+            self._make_room()
+            pos = self._start + int(np.searchsorted(self._ts[self._start : self._end], epoch_s))
+        for arr in (self._ts, self._values, self._status):
+            arr[pos + 1 : self._end + 1] = arr[pos : self._end].copy()
+        self._ts[pos], self._values[pos], self._status[pos] = epoch_s, row, code
+        self._end += 1
+        if len(self) > self.capacity:
+            self._start += 1
+
+    def _make_room(self) -> None:
+        """Grow the buffer geometrically up to twice the capacity, then compact live rows to the front."""
+        limit = 2 * self.capacity
+        if len(self._ts) < limit:
+            self._grow(min(max(2 * len(self._ts), 16), limit))
+            return
+        n = len(self)
+        for arr in (self._ts, self._values, self._status):
+            arr[:n] = arr[self._start : self._end]
+        self._start, self._end = 0, n
+
+    def _grow(self, size: int) -> None:
+        if size <= len(self._ts):
+            return
+        n = len(self)
+        ts = np.empty(size, dtype=np.int64)
+        values = np.empty((size, len(METRIC_FIELDS)), dtype=np.float32)
+        status = np.empty(size, dtype=np.int8)
+        ts[:n], values[:n], status[:n] = (a[self._start : self._end] for a in (self._ts, self._values, self._status))
+        self._ts, self._values, self._status = ts, values, status
+        self._start, self._end = 0, n
+
+    def _view(self, arr: np.ndarray) -> np.ndarray:
+        view = arr[self._start : self._end]
+        view.flags.writeable = False
+        return view
+
+
+class FleetWindows:
+    """Every tracked server's MetricsWindow, keyed by server name."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._windows: dict[str, MetricsWindow] = {}
+
+    def __len__(self) -> int:
+        return len(self._windows)
+
+    def __iter__(self) -> Iterator[MetricsWindow]:
+        return iter(self._windows.values())
+
+    def __contains__(self, server_name: object) -> bool:
+        return server_name in self._windows
+
+    def get(self, server_name: str) -> MetricsWindow | None:
+        return self._windows.get(server_name)
+
+    def put(self, window: MetricsWindow) -> None:
+        self._windows[window.server_name] = window
+
+    def add(self, records: Iterable[Record]) -> int:
+        """Place records into their servers' windows; return how many were placed."""
+        count = 0
+        for record in records:
+            window = self._windows.get(record.server_name)
+            if window is None:
+                window = self._windows[record.server_name] = MetricsWindow(record.server_name, self.capacity)
+            window.add(record.epoch_s, record.values, record.status)
+            count += 1
+        return count
+
+    def total_records(self) -> int:
+        return sum(len(w) for w in self._windows.values())
+
+    def ready(self, min_length: int) -> list[MetricsWindow]:
+        """Windows with at least ``min_length`` records (enough history for a forecast)."""
+        return [w for w in self._windows.values() if len(w) >= min_length]

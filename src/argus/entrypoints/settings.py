@@ -1,0 +1,94 @@
+"""Settings from ``ARGUS_*`` environment variables (and ``TACHYON_API_KEY``), with sane defaults."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+from argus.domain.errors import ConfigurationError
+
+MIB = 1024 * 1024
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigurationError(f"{name} must be positive, got {value}")
+    return value
+
+
+@attrs.frozen
+class Settings:
+    """Everything configurable about a running Argus. See README "Settings" for each one."""
+
+    api_key: str | None = None
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    model_dir: Path = Path("models")
+    device: str = "auto"
+    rate_limit_storage: str = "memory://"
+    rate_limits: str = ""
+    rolling_window_size: int = 2880
+    max_body_bytes: int = 10 * MIB
+    max_records_per_request: int = 50_000
+    engine_poll_interval_s: float = 1.0
+    tick_interval_s: float = 5.0
+    engine_stale_after_s: float = 30.0
+    torch_threads: int = 1
+    log_level: str = "INFO"
+    disabled_plugins: tuple[str, ...] = ()
+
+    @property
+    def api_key_file(self) -> Path:
+        return self.data_dir / "api_key"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from ``env`` (default: ``os.environ``); raise ConfigurationError on bad values."""
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("ARGUS_DATA_DIR") or "var").expanduser().resolve()
+        database_url = env.get("ARGUS_DATABASE_URL") or f"sqlite:///{data_dir / 'argus.db'}"
+        device = (env.get("ARGUS_DEVICE") or "auto").lower()
+        if device not in {"auto", "cpu", "cuda"} and not device.startswith("cuda:"):
+            raise ConfigurationError(f"ARGUS_DEVICE must be auto, cpu or cuda, got {device!r}")
+        disabled = tuple(p.strip() for p in (env.get("ARGUS_DISABLED_PLUGINS") or "").split(",") if p.strip())
+        return cls(
+            api_key=env.get("TACHYON_API_KEY") or None,
+            data_dir=data_dir,
+            database_url=database_url,
+            model_dir=Path(env.get("ARGUS_MODEL_DIR") or "models").expanduser().resolve(),
+            device=device,
+            rate_limit_storage=env.get("ARGUS_RATE_LIMIT_STORAGE") or "memory://",
+            rate_limits=env.get("ARGUS_RATE_LIMITS") or "",
+            rolling_window_size=_int(env, "ARGUS_ROLLING_WINDOW_SIZE", 2880, minimum=12),
+            max_body_bytes=_int(env, "ARGUS_MAX_BODY_BYTES", 10 * MIB, minimum=1024),
+            max_records_per_request=_int(env, "ARGUS_MAX_RECORDS_PER_REQUEST", 50_000, minimum=1),
+            engine_poll_interval_s=_float(env, "ARGUS_ENGINE_POLL_S", 1.0),
+            tick_interval_s=_float(env, "ARGUS_TICK_INTERVAL_S", 5.0),
+            engine_stale_after_s=_float(env, "ARGUS_ENGINE_STALE_AFTER_S", 30.0),
+            torch_threads=_int(env, "ARGUS_TORCH_THREADS", 1, minimum=1),
+            log_level=(env.get("ARGUS_LOG_LEVEL") or "INFO").upper(),
+            disabled_plugins=disabled,
+        )

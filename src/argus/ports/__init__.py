@@ -1,0 +1,1 @@
+"""Ports: typing.Protocol interfaces the domain is written against. Nothing else lives here."""

@@ -1,0 +1,117 @@
+"""build_app(): the Falcon application with its middleware, routes and error handlers."""
+
+from __future__ import annotations
+
+import contextvars
+import hmac
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterable
+
+import falcon
+import falcon.media
+import orjson
+
+from argus.adapters.http import errors
+from argus.adapters.http.ratelimit import RateLimiter
+from argus.adapters.http.resources import EngineView, FeedResource, HealthResource, StatusResource
+from argus.ports.storage import MetricsStore, PublishedResults
+
+log = logging.getLogger("argus.http")
+access_log = logging.getLogger("argus.access")
+
+#: The request id of the request being handled, for every log line (see RequestIdFilter).
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+_INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestIdFilter(logging.Filter):
+    """Put the current request id on every log record as ``%(request_id)s``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+class RequestIdMiddleware:
+    """Give every request an id (a sane incoming X-Request-ID is kept), echo it, and log the request."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        incoming = req.get_header("X-Request-ID") or ""
+        req.context.request_id = incoming if _INCOMING_ID.match(incoming) else uuid.uuid4().hex
+        req.context.started = time.perf_counter()
+        request_id_var.set(req.context.request_id)
+        resp.set_header("X-Request-ID", req.context.request_id)
+
+    def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
+        elapsed_ms = (time.perf_counter() - getattr(req.context, "started", time.perf_counter())) * 1000
+        access_log.info("%s %s %s %.1fms", req.method, req.path, resp.status[:3], elapsed_ms)
+        request_id_var.set("-")
+
+
+class AuthMiddleware:
+    """Check X-API-Key in constant time; resources with ``auth_required = False`` are public."""
+
+    def __init__(self, api_key: str) -> None:
+        if not api_key:
+            raise ValueError("an API key is required (fail closed)")
+        self._key = api_key.encode()
+
+    def process_resource(self, req: falcon.Request, resp, resource, params) -> None:
+        if resource is None or not getattr(resource, "auth_required", True):
+            return
+        given = (req.get_header("X-API-Key") or "").encode()
+        if not hmac.compare_digest(given, self._key):
+            raise falcon.HTTPUnauthorized(title="Unauthorized", description=errors.UNAUTHORIZED)
+        req.context.api_key = given.decode()
+
+
+class RateLimitMiddleware:
+    """Apply the resource's ``rate_limit_group`` per API key (after authentication)."""
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self._limiter = limiter
+
+    def process_resource(self, req: falcon.Request, resp, resource, params) -> None:
+        group = getattr(resource, "rate_limit_group", None)
+        if group is None or req.method == "OPTIONS":
+            return
+        verdict = self._limiter.hit(group, getattr(req.context, "api_key", ""))
+        if not verdict.allowed:
+            raise errors.RateLimitedError(verdict.retry_after_s)
+
+
+def build_app(
+    *,
+    api_key: str,
+    store: MetricsStore,
+    published: PublishedResults,
+    limiter: RateLimiter,
+    rolling_window_size: int,
+    max_body_bytes: int,
+    max_records_per_request: int,
+    engine_stale_after_s: float = 30.0,
+    storage_errors: Iterable[type[Exception]] = (),
+) -> falcon.App:
+    """Assemble the WSGI app; every collaborator comes in from the container."""
+    app = falcon.App(
+        middleware=[RequestIdMiddleware(), AuthMiddleware(api_key), RateLimitMiddleware(limiter)],
+        cors_enable=False,
+    )
+    json_handler = falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)
+    app.req_options.media_handlers[falcon.MEDIA_JSON] = json_handler
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = json_handler
+    app.req_options.strip_url_path_trailing_slash = True
+    errors.install(app, storage_errors)
+
+    engine = EngineView(published, engine_stale_after_s)
+    app.add_route("/health", HealthResource(store, engine))
+    app.add_route("/status", StatusResource(store, engine, rolling_window_size))
+    app.add_route(
+        "/feed/data",
+        FeedResource(store, max_body_bytes=max_body_bytes, max_records=max_records_per_request,
+                     rolling_window_size=rolling_window_size),
+    )
+    return app

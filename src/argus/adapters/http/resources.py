@@ -1,0 +1,131 @@
+"""Thin Falcon resources: parse, call a port, render. No business logic lives here."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import falcon
+import orjson
+
+from argus.adapters.http.schemas import parse_feed
+from argus.domain.ingestion import WARMUP_MIN_RECORDS, WarmupState
+from argus.ports.storage import MetricsStore, PublishedResults
+
+SERVICE_NAME = "tft_inference_daemon"  # the reference's /health "service" value
+
+
+def read_json(req: falcon.Request, max_bytes: int) -> Any:
+    """Read a JSON body: 415 unless JSON, 413 over ``max_bytes`` (declared or streamed), 400 if malformed."""
+    if req.content_type is None or req.content_type.split(";")[0].strip().lower() != falcon.MEDIA_JSON:
+        raise falcon.HTTPUnsupportedMediaType(description="Content-Type must be application/json")
+    if req.content_length is not None and req.content_length > max_bytes:
+        raise falcon.HTTPContentTooLarge(description=f"Request body exceeds {max_bytes} bytes")
+    raw = req.bounded_stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise falcon.HTTPContentTooLarge(description=f"Request body exceeds {max_bytes} bytes")
+    if not raw:
+        raise falcon.HTTPBadRequest(description="Request body is empty; expected a JSON object")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as ex:
+        raise falcon.HTTPBadRequest(description=f"Request body is not valid JSON: {ex}") from None
+
+
+class EngineView:
+    """The engine's last published status, as web workers see it (None fields when never published)."""
+
+    def __init__(self, published: PublishedResults, stale_after_s: float) -> None:
+        self._published = published
+        self._stale_after_s = stale_after_s
+
+    def read(self) -> tuple[dict[str, Any] | None, bool, float | None]:
+        """Return (status body or None, engine alive, heartbeat age in seconds or None)."""
+        item = self._published.read_published("status")
+        if item is None:
+            return None, False, None
+        age = max(0.0, time.time() - item.updated_at)
+        return orjson.loads(item.body), age <= self._stale_after_s, round(age, 1)
+
+
+class HealthResource:
+    """GET /health: is this worker serving, can it reach the database, is the engine running."""
+
+    auth_required = False
+
+    def __init__(self, store: MetricsStore, engine: EngineView) -> None:
+        self._store, self._engine = store, engine
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        try:
+            self._store.ping()
+            _, alive, _ = self._engine.read()
+        except Exception:  # noqa: BLE001 - any storage failure means unhealthy, not a 500
+            resp.status = falcon.HTTP_503
+            resp.media = {"status": "unhealthy", "service": SERVICE_NAME, "running": False, "database": "unreachable"}
+            return
+        resp.media = {"status": "healthy", "service": SERVICE_NAME, "running": alive, "database": "ok"}
+
+
+class StatusResource:
+    """GET /status: the engine's published state; null where nothing exists yet."""
+
+    auth_required = False
+
+    def __init__(self, store: MetricsStore, engine: EngineView, rolling_window_size: int) -> None:
+        self._store, self._engine = store, engine
+        self._rolling_window_size = rolling_window_size
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        status, alive, age = self._engine.read()
+        if status is None:
+            resp.media = {
+                "model_loaded": False,
+                "model_path": None,
+                "rolling_window_size": self._rolling_window_size,
+                "servers_tracked": len(self._store.server_names()),
+                "last_prediction": None,
+                "uptime_seconds": None,
+                "warmup_complete": self._store.count_records(WARMUP_MIN_RECORDS) >= WARMUP_MIN_RECORDS,
+                "engine": {"running": False, "heartbeat_age_s": None},
+            }
+            return
+        started_at = status.pop("started_at", None)
+        status["uptime_seconds"] = int(time.time() - started_at) if alive and started_at else None
+        status["engine"] = {"running": alive, "heartbeat_age_s": age}
+        resp.media = status
+
+
+class FeedResource:
+    """POST /feed/data: validate every record, commit them all (or none), report warm-up."""
+
+    rate_limit_group = "feed"
+
+    def __init__(self, store: MetricsStore, *, max_body_bytes: int, max_records: int, rolling_window_size: int):
+        self._store = store
+        self._max_body_bytes = max_body_bytes
+        self._max_records = max_records
+        self._rolling_window_size = rolling_window_size
+        self._warm = False  # once the fleet is warm it stays warm: skip the count
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        records = parse_feed(read_json(req, self._max_body_bytes), self._max_records)
+        receipt = self._store.write_batch(records, request_id=getattr(req.context, "request_id", None))
+        warmup = WarmupState(WARMUP_MIN_RECORDS if self._warm else self._store.count_records(WARMUP_MIN_RECORDS))
+        self._warm = warmup.complete
+        if warmup.complete:
+            resp.media = {
+                "status": "accepted",
+                "records_received": receipt.records,
+                "tick": receipt.batch_id,
+                "rolling_window_size": self._rolling_window_size,
+                "warmup_complete": True,
+            }
+        else:
+            resp.media = {
+                "status": "warming_up",
+                "records_received": receipt.records,
+                "tick": receipt.batch_id,
+                "warmup_complete": False,
+                "progress": warmup.progress,
+            }

@@ -1,0 +1,256 @@
+"""Wire types of the HTTP API and the one cattrs converter that validates them.
+
+Validation errors come out in the reference's 422 format: ``{"loc": ["body", "records", 0,
+"cpu_user_pct"], "msg": "value is not a valid float", "type": "type_error.float"}``, one entry
+per bad field of every bad record, so a client can fix a whole batch in one round trip.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from datetime import UTC, datetime
+from typing import Any, NewType
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn
+from cattrs.preconf.json import make_converter
+
+from argus.domain.metrics import METRIC_FIELDS, STATUS_VALUES, Record
+
+log = logging.getLogger(__name__)
+
+Percent = NewType("Percent", float)
+NonNegativeFloat = NewType("NonNegativeFloat", float)
+Count = NewType("Count", int)
+UptimeDays = NewType("UptimeDays", int)
+Timestamp = NewType("Timestamp", datetime)
+ServerName = NewType("ServerName", str)
+Status = NewType("Status", str)
+
+SERVER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+_SERVER_NAME_RE = re.compile(SERVER_NAME_PATTERN)
+MAX_COUNT = 1_000_000_000  # fits a 32-bit SQL INTEGER with room to spare
+_EPOCH_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_MAX = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+class FieldError(ValueError):
+    """One invalid value, with the reference's message and error type."""
+
+    def __init__(self, msg: str, type_: str) -> None:
+        super().__init__(msg)
+        self.msg, self.type = msg, type_
+
+
+class RequestValidationError(Exception):
+    """The request body failed validation; ``details`` is the reference's 422 ``detail`` list."""
+
+    def __init__(self, details: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(details)} validation error(s)")
+        self.details = details
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FieldError("value is not a valid float", "type_error.float")
+    number = float(value)
+    if not math.isfinite(number):
+        raise FieldError("value is not a finite number", "value_error.number.not_finite")
+    return number
+
+
+def _at_least(number: float, low: float) -> None:
+    if number < low:
+        raise FieldError(f"ensure this value is greater than or equal to {low:g}", "value_error.number.not_ge")
+
+
+def _at_most(number: float, high: float) -> None:
+    if number > high:
+        raise FieldError(f"ensure this value is less than or equal to {high:g}", "value_error.number.not_le")
+
+
+def structure_percent(value: Any, _: type) -> float:
+    number = _number(value)
+    _at_least(number, 0)
+    _at_most(number, 100)
+    return number
+
+
+def structure_non_negative(value: Any, _: type) -> float:
+    number = _number(value)
+    _at_least(number, 0)
+    return number
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or (
+        isinstance(value, float) and not value.is_integer()
+    ):
+        raise FieldError("value is not a valid integer", "type_error.integer")
+    return int(value)
+
+
+def structure_count(value: Any, _: type) -> int:
+    number = _integer(value)
+    _at_least(number, 0)
+    _at_most(number, MAX_COUNT)
+    return number
+
+
+def structure_uptime(value: Any, _: type) -> int:
+    number = _integer(value)
+    _at_least(number, 0)
+    _at_most(number, 365)
+    return number
+
+
+def structure_timestamp(value: Any, _: type) -> datetime:
+    if not isinstance(value, str) or len(value) > 64:
+        raise FieldError("invalid datetime format", "value_error.datetime")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise FieldError("invalid datetime format", "value_error.datetime") from None
+    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if not _EPOCH_MIN <= parsed < _EPOCH_MAX:
+        raise FieldError("timestamp must be between 1970 and 2100", "value_error.datetime")
+    return parsed
+
+
+def structure_server_name(value: Any, _: type) -> str:
+    if not isinstance(value, str):
+        raise FieldError("str type expected", "type_error.str")
+    if not _SERVER_NAME_RE.match(value):
+        raise FieldError(f'string does not match regex "{SERVER_NAME_PATTERN}"', "value_error.str.regex")
+    return value
+
+
+def structure_status(value: Any, _: type) -> str:
+    if value not in STATUS_VALUES or not isinstance(value, str):
+        permitted = ", ".join(f"'{s}'" for s in STATUS_VALUES)
+        raise FieldError(f"value is not a valid enumeration member; permitted: {permitted}", "type_error.enum")
+    return value
+
+
+@attrs.frozen(slots=True)
+class RecordIn:
+    """One record as POSTed to /feed/data (the reference's field table)."""
+
+    timestamp: Timestamp
+    server_name: ServerName
+    status: Status
+    cpu_user_pct: Percent
+    cpu_sys_pct: Percent
+    cpu_iowait_pct: Percent
+    cpu_idle_pct: Percent
+    java_cpu_pct: Percent
+    mem_used_pct: Percent
+    swap_used_pct: Percent
+    disk_usage_pct: Percent
+    net_in_mb_s: NonNegativeFloat
+    net_out_mb_s: NonNegativeFloat
+    back_close_wait: Count
+    front_close_wait: Count
+    load_average: NonNegativeFloat
+    uptime_days: UptimeDays
+
+    def to_domain(self) -> Record:
+        values = tuple(float(getattr(self, name)) for name in METRIC_FIELDS)
+        return Record(timestamp=self.timestamp, server_name=self.server_name, status=self.status, values=values)
+
+
+RECORD_FIELDS = frozenset(a.name for a in attrs.fields(RecordIn))
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = make_converter(detailed_validation=True, forbid_extra_keys=False)
+    for new_type, hook in (
+        (Percent, structure_percent),
+        (NonNegativeFloat, structure_non_negative),
+        (Count, structure_count),
+        (UptimeDays, structure_uptime),
+        (Timestamp, structure_timestamp),
+        (ServerName, structure_server_name),
+        (Status, structure_status),
+    ):
+        converter.register_structure_hook(new_type, hook)
+    generated = make_dict_structure_fn(RecordIn, converter)
+
+    def structure_record(value: Any, cls: type) -> RecordIn:
+        if not isinstance(value, dict):
+            raise FieldError("value is not a valid dict", "type_error.dict")
+        return generated(value, cls)
+
+    converter.register_structure_hook(RecordIn, structure_record)
+    return converter
+
+
+converter = _make_converter()
+_logged_extra_fields: set[str] = set()
+
+
+def parse_feed(body: Any, max_records: int) -> list[Record]:
+    """Validate a /feed/data body and return its records; raise RequestValidationError listing every problem."""
+    if not isinstance(body, dict):
+        raise RequestValidationError([_detail(["body"], "value is not a valid dict", "type_error.dict")])
+    if "records" not in body:
+        raise RequestValidationError([_detail(["body", "records"], "field required", "value_error.missing")])
+    items = body["records"]
+    if not isinstance(items, list):
+        raise RequestValidationError([_detail(["body", "records"], "value is not a valid list", "type_error.list")])
+    if not items:
+        raise RequestValidationError(
+            [_detail(["body", "records"], "ensure this value has at least 1 items", "value_error.list.min_items")]
+        )
+    if len(items) > max_records:
+        raise TooManyRecordsError(len(items), max_records)
+    _note_extra_fields(items)
+    try:
+        parsed = converter.structure(items, list[RecordIn])
+    except (cattrs.ClassValidationError, cattrs.IterableValidationError) as ex:
+        raise RequestValidationError(validation_details(ex, ["body", "records"])) from None
+    return [item.to_domain() for item in parsed]
+
+
+class TooManyRecordsError(Exception):
+    """More records in one request than ``ARGUS_MAX_RECORDS_PER_REQUEST`` allows (413)."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(f"Too many records in one request: {count} (limit {limit}); split the batch")
+
+
+def validation_details(ex: BaseException, path: list[Any]) -> list[dict[str, Any]]:
+    """Flatten a cattrs validation error tree into the reference's ``detail`` entries."""
+    if isinstance(ex, cattrs.ClassValidationError | cattrs.IterableValidationError):
+        with_notes, without = ex.group_exceptions()
+        details = []
+        for sub, note in with_notes:
+            key = getattr(note, "name", None)
+            details.extend(validation_details(sub, [*path, getattr(note, "index", None) if key is None else key]))
+        for sub in without:
+            details.extend(validation_details(sub, path))
+        return details
+    if isinstance(ex, FieldError):
+        return [_detail(path, ex.msg, ex.type)]
+    if isinstance(ex, KeyError):
+        return [_detail(path, "field required", "value_error.missing")]
+    return [_detail(path, "invalid value", "value_error")]
+
+
+def _detail(loc: list[Any], msg: str, type_: str) -> dict[str, Any]:
+    return {"loc": loc, "msg": msg, "type": type_}
+
+
+def _note_extra_fields(items: list[Any]) -> None:
+    """Log each unknown field name once per process: ignored, never stored, never an error."""
+    extra: set[str] = set()
+    for item in items:
+        if isinstance(item, dict) and len(item) != len(RECORD_FIELDS):
+            extra.update(k for k in item if k not in RECORD_FIELDS)
+    new = extra - _logged_extra_fields
+    if new:
+        _logged_extra_fields.update(new)
+        log.warning("ignoring unknown record field(s): %s", ", ".join(sorted(map(str, new))))

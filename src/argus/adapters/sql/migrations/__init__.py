@@ -1,0 +1,1 @@
+"""Alembic migrations: upgrade an existing database in place (run by ``open_database``)."""

@@ -1,0 +1,172 @@
+"""SqlMetricsStore: durable ingestion, the engine's feed of new rows, and published results."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from argus.adapters.sql import tables as t
+from argus.domain.ingestion import BatchReceipt, PublishedItem, ServerHistory
+from argus.domain.metrics import METRIC_FIELDS, STATUS_CODE, STATUS_VALUES, Record, utc_from_epoch
+
+_RECORD_COLUMNS = ("server_name", "ts", "status", *METRIC_FIELDS, "batch_id")
+
+
+class SqlMetricsStore:
+    """Records, batches, servers and published results in one SQL database (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._dialect = engine.dialect.name
+        self._upsert_records = self._build_record_upsert()
+        self._upsert_servers = self._build_server_upsert()
+
+    # -- ingestion (web workers) -------------------------------------------------------------
+
+    def write_batch(self, records: Sequence[Record], request_id: str | None = None) -> BatchReceipt:
+        """Store ``records`` in one transaction: all of them are committed, or none."""
+        now = time.time()
+        last_ts: dict[str, int] = {}
+        rows = []
+        for record in records:
+            ts = record.epoch_s
+            row = dict(zip(METRIC_FIELDS, record.values, strict=True))
+            row.update(server_name=record.server_name, ts=ts, status=record.status)
+            rows.append(row)
+            if ts > last_ts.get(record.server_name, -(2**62)):
+                last_ts[record.server_name] = ts
+        with self.engine.begin() as connection:
+            batch_id = connection.execute(
+                t.ingest_batches.insert().returning(t.ingest_batches.c.id),
+                {"received_at": now, "record_count": len(rows), "server_count": len(last_ts),
+                 "request_id": request_id},
+            ).scalar_one()
+            for row in rows:
+                row["batch_id"] = batch_id
+            connection.execute(self._upsert_records, rows)
+            connection.execute(
+                self._upsert_servers,
+                [{"name": name, "first_seen_at": now, "last_ts": ts} for name, ts in sorted(last_ts.items())],
+            )
+        return BatchReceipt(batch_id=batch_id, records=len(rows), servers=len(last_ts))
+
+    def count_records(self, up_to: int) -> int:
+        """Return the number of stored records, counting no further than ``up_to`` (cheap)."""
+        inner = sa.select(sa.literal(1)).select_from(t.records).limit(up_to).subquery()
+        with self.engine.connect() as connection:
+            return int(connection.execute(sa.select(sa.func.count()).select_from(inner)).scalar_one())
+
+    def server_exists(self, name: str) -> bool:
+        with self.engine.connect() as connection:
+            query = sa.select(t.servers.c.name).where(t.servers.c.name == name)
+            return connection.execute(query).first() is not None
+
+    def server_names(self) -> list[str]:
+        with self.engine.connect() as connection:
+            return list(connection.execute(sa.select(t.servers.c.name).order_by(t.servers.c.name)).scalars())
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        with self.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+
+    # -- the engine's feed -------------------------------------------------------------------
+
+    def batches_after(self, batch_id: int, limit: int = 1000) -> list[tuple[int, float]]:
+        """Return (id, received_at) of batches with id > ``batch_id``, oldest first."""
+        query = (
+            sa.select(t.ingest_batches.c.id, t.ingest_batches.c.received_at)
+            .where(t.ingest_batches.c.id > batch_id)
+            .order_by(t.ingest_batches.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            return [(int(i), float(at)) for i, at in connection.execute(query)]
+
+    def last_batch_id(self) -> int:
+        with self.engine.connect() as connection:
+            return int(connection.execute(sa.select(sa.func.max(t.ingest_batches.c.id))).scalar() or 0)
+
+    def records_in_batches(self, batch_ids: Sequence[int]) -> list[Record]:
+        """Return the records whose latest write came from one of ``batch_ids``."""
+        if not batch_ids:
+            return []
+        columns = [t.records.c[name] for name in _RECORD_COLUMNS]
+        query = sa.select(*columns).where(t.records.c.batch_id.in_(list(batch_ids))).order_by(t.records.c.ts)
+        with self.engine.connect() as connection:
+            return [_record_from_row(row) for row in connection.execute(query)]
+
+    def server_histories(self, limit_per_server: int) -> Iterator[ServerHistory]:
+        """Yield each server's newest ``limit_per_server`` records as arrays (to rebuild windows)."""
+        metric_columns = [t.records.c[name] for name in METRIC_FIELDS]
+        with self.engine.connect() as connection:
+            for name in self.server_names():
+                query = (
+                    sa.select(t.records.c.ts, t.records.c.status, *metric_columns)
+                    .where(t.records.c.server_name == name)
+                    .order_by(t.records.c.ts.desc())
+                    .limit(limit_per_server)
+                )
+                rows = connection.execute(query).all()
+                if not rows:
+                    continue
+                rows.reverse()
+                yield ServerHistory(
+                    server_name=name,
+                    timestamps=np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
+                    statuses=np.fromiter((STATUS_CODE[r[1]] for r in rows), dtype=np.int8, count=len(rows)),
+                    values=np.array([r[2:] for r in rows], dtype=np.float32).reshape(len(rows), len(METRIC_FIELDS)),
+                )
+
+    # -- published results -------------------------------------------------------------------
+
+    def publish(self, items: dict[str, str]) -> None:
+        """Replace the published bodies named in ``items`` (key -> JSON text) in one transaction."""
+        now = time.time()
+        rows = [{"key": key, "body": body, "updated_at": now} for key, body in items.items()]
+        insert = self._insert(t.published)
+        statement = insert.on_conflict_do_update(
+            index_elements=[t.published.c.key],
+            set_={"body": insert.excluded.body, "updated_at": insert.excluded.updated_at},
+        )
+        with self.engine.begin() as connection:
+            connection.execute(statement, rows)
+
+    def read_published(self, key: str) -> PublishedItem | None:
+        query = sa.select(t.published.c.body, t.published.c.updated_at).where(t.published.c.key == key)
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else PublishedItem(key=key, body=row[0], updated_at=float(row[1]))
+
+    # -- statements --------------------------------------------------------------------------
+
+    def _insert(self, table: sa.Table):
+        if self._dialect == "postgresql":
+            return postgresql.insert(table)
+        if self._dialect == "sqlite":
+            return sqlite.insert(table)
+        raise NotImplementedError(f"unsupported database dialect: {self._dialect}")
+
+    def _build_record_upsert(self):
+        insert = self._insert(t.records)
+        updated = {name: insert.excluded[name] for name in _RECORD_COLUMNS if name not in ("server_name", "ts")}
+        return insert.on_conflict_do_update(index_elements=[t.records.c.server_name, t.records.c.ts], set_=updated)
+
+    def _build_server_upsert(self):
+        insert = self._insert(t.servers)
+        newer = sa.case((insert.excluded.last_ts > t.servers.c.last_ts, insert.excluded.last_ts),
+                        else_=t.servers.c.last_ts)
+        return insert.on_conflict_do_update(index_elements=[t.servers.c.name], set_={"last_ts": newer})
+
+
+def _record_from_row(row) -> Record:
+    return Record(
+        timestamp=utc_from_epoch(row[1]),
+        server_name=row[0],
+        status=row[2] if row[2] in STATUS_VALUES else "healthy",
+        values=tuple(float(v) for v in row[3 : 3 + len(METRIC_FIELDS)]),
+    )

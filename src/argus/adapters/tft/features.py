@@ -1,0 +1,235 @@
+"""The one feature pipeline: raw records -> clean 5-minute segments -> model inputs, for training and serving.
+
+numpy only (no torch, no pandas), so the evaluation, the baselines and the tests can use it cheaply.
+Training (``training.py``) and serving (``forecaster.py``) both call ``segments_from_arrays`` and
+``encode_windows``; nothing else builds model inputs, so there is no train/serve skew.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+import numpy as np
+
+from argus.domain.forecast import TARGETS
+from argus.domain.metrics import FIELD_INDEX, STATUS_CODE, STEP_SECONDS
+
+OFFLINE = STATUS_CODE["offline"]
+DAY_S = 86_400
+WEEK_S = 7 * DAY_S
+
+#: Observed covariates (encoder only), each with its fixed transform: "pct" -> /100, "log" -> log1p.
+COVARIATES: tuple[tuple[str, str, str], ...] = (
+    ("user_pct_obs", "cpu_user_pct", "pct"),
+    ("sys_pct_obs", "cpu_sys_pct", "pct"),
+    ("java_pct_obs", "java_cpu_pct", "pct"),
+    ("net_in_obs", "net_in_mb_s", "log"),
+    ("net_out_obs", "net_out_mb_s", "log"),
+    ("back_cw_obs", "back_close_wait", "log"),
+    ("front_cw_obs", "front_close_wait", "log"),
+)
+KNOWN_REALS: tuple[str, ...] = ("tod_sin", "tod_cos", "dow_sin", "dow_cos", "rel_time")
+#: Smallest per-window scale of each target (a flat series must not blow up its z-scores).
+SCALE_FLOOR = {"cpu_pct": 1.0, "mem_pct": 0.5, "swap_pct": 0.5, "iowait_pct": 0.5, "disk_pct": 0.5, "load": 0.05}
+UPPER_BOUND = {"cpu_pct": 100.0, "mem_pct": 100.0, "swap_pct": 100.0, "iowait_pct": 100.0, "disk_pct": 100.0}
+
+
+@attrs.frozen
+class FeatureSpec:
+    """Lengths and vocabularies that fix the network's inputs (stored in the model manifest)."""
+
+    max_encoder_steps: int = 288
+    min_encoder_steps: int = 12
+    horizon_steps: int = 96
+    max_gap_steps: int = 3
+    profiles: tuple[str, ...] = ("generic",)  # index 0 of the embedding is "unknown profile"
+
+    @property
+    def static_reals(self) -> list[str]:
+        return [f"{t}_{kind}" for t in TARGETS for kind in ("center", "scale")]
+
+    @property
+    def unknown_reals(self) -> list[str]:
+        return [f"{t}_z" for t in TARGETS] + [name for name, _, _ in COVARIATES]
+
+    @property
+    def x_reals(self) -> list[str]:
+        return self.static_reals + list(KNOWN_REALS) + self.unknown_reals
+
+    def profile_index(self, profile: str) -> int:
+        try:
+            return self.profiles.index(profile) + 1
+        except ValueError:
+            return 0
+
+
+@attrs.frozen
+class Segment:
+    """A gap-free stretch of one server on the 5-minute grid."""
+
+    server_name: str
+    ts: np.ndarray  # int64 epoch seconds, consecutive steps
+    targets: np.ndarray  # (n, len(TARGETS)) float32, natural units
+    covariates: np.ndarray  # (n, len(COVARIATES)) float32, transformed
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+def targets_from_values(values: np.ndarray) -> np.ndarray:
+    """Return the (n, 6) target matrix (cpu_pct = 100 - idle, ...) from rows aligned with METRIC_FIELDS."""
+    col = {name: values[:, i] for name, i in FIELD_INDEX.items()}
+    out = np.stack(
+        [
+            100.0 - col["cpu_idle_pct"],
+            col["mem_used_pct"],
+            col["swap_used_pct"],
+            col["cpu_iowait_pct"],
+            col["disk_usage_pct"],
+            col["load_average"],
+        ],
+        axis=1,
+    )
+    return out.astype(np.float32)
+
+
+def covariates_from_values(values: np.ndarray) -> np.ndarray:
+    """Return the (n, len(COVARIATES)) observed covariates, with their fixed transforms applied."""
+    cols = []
+    for _, field, kind in COVARIATES:
+        raw = np.clip(values[:, FIELD_INDEX[field]].astype(np.float32), 0.0, None)
+        cols.append(raw / 100.0 if kind == "pct" else np.log1p(raw))
+    return np.stack(cols, axis=1).astype(np.float32)
+
+
+def segments_from_arrays(
+    server_name: str, ts: np.ndarray, values: np.ndarray, status: np.ndarray, max_gap_steps: int = 3
+) -> list[Segment]:
+    """Put one server's records on the 5-minute grid and split it into gap-free segments.
+
+    ``offline`` rows carry no measurement and are dropped; gaps of at most ``max_gap_steps``
+    missing steps are bridged linearly; longer gaps split the series (no long invented stretches).
+    Timestamps are snapped to the nearest grid step; a repeated step keeps its last record.
+    """
+    keep = (status != OFFLINE) & np.isfinite(values).all(axis=1)
+    ts, values = np.asarray(ts, dtype=np.int64)[keep], values[keep]
+    if len(ts) == 0:
+        return []
+    order = np.argsort(ts, kind="stable")
+    steps = np.round(ts[order] / STEP_SECONDS).astype(np.int64)
+    values = values[order]
+    last = np.append(steps[1:] != steps[:-1], True)
+    steps, values = steps[last], values[last]
+    feats = np.concatenate([targets_from_values(values), covariates_from_values(values)], axis=1)
+    breaks = np.flatnonzero(np.diff(steps) > max_gap_steps + 1) + 1
+    segments = []
+    for part_steps, part in zip(np.split(steps, breaks), np.split(feats, breaks), strict=True):
+        grid = np.arange(part_steps[0], part_steps[-1] + 1, dtype=np.int64)
+        if len(grid) != len(part_steps):
+            part = np.stack([np.interp(grid, part_steps, part[:, j]) for j in range(part.shape[1])], axis=1)
+        part = part.astype(np.float32)
+        segments.append(Segment(server_name, grid * STEP_SECONDS, part[:, : len(TARGETS)], part[:, len(TARGETS) :]))
+    return segments
+
+
+@attrs.frozen
+class WindowSlice:
+    """One model input: the encoder part of a segment (oldest first) and, in training, the future."""
+
+    targets: np.ndarray  # (L, 6)
+    covariates: np.ndarray  # (L, k)
+    last_epoch_s: int
+    profile_index: int
+    future: np.ndarray | None = None  # (H, 6), training and evaluation only
+
+
+def target_scales(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return per-target (center, scale) of one encoder window: its own mean and floored std."""
+    center = targets.mean(axis=0)
+    floor = np.array([SCALE_FLOOR[t] for t in TARGETS], dtype=np.float32)
+    scale = np.maximum(targets.std(axis=0), floor)
+    return center.astype(np.float32), scale.astype(np.float32)
+
+
+def _scale_features(center: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Static reals telling the network the absolute level: /100 for percentages, log1p for load."""
+    out = np.empty(2 * len(TARGETS), dtype=np.float32)
+    for i, name in enumerate(TARGETS):
+        if name in UPPER_BOUND:
+            out[2 * i], out[2 * i + 1] = center[i] / 100.0, scale[i] / 100.0
+        else:
+            out[2 * i], out[2 * i + 1] = np.log1p(max(center[i], 0.0)), np.log1p(scale[i])
+    return out
+
+
+def time_features(epoch_s: np.ndarray) -> np.ndarray:
+    """Return (n, 4): time of day and day of week (Monday = 0) as sine/cosine, in UTC."""
+    tod = 2 * np.pi * (epoch_s % DAY_S) / DAY_S
+    dow = 2 * np.pi * ((epoch_s + 3 * DAY_S) % WEEK_S) / WEEK_S
+    return np.stack([np.sin(tod), np.cos(tod), np.sin(dow), np.cos(dow)], axis=1).astype(np.float32)
+
+
+def encode_windows(windows: Sequence[WindowSlice], spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """Build the TFT's input arrays for a batch (encoders right-padded, as pytorch-forecasting expects).
+
+    Returns numpy arrays keyed like the network's ``x`` plus ``center``/``scale`` (B, 6) and, when
+    every window has a future, ``future_z`` (B, H, 6): the normalised targets for the loss.
+    """
+    n, enc_max, horizon = len(windows), max(len(w.targets) for w in windows), spec.horizon_steps
+    n_reals, n_static, n_tgt = len(spec.x_reals), len(spec.static_reals), len(TARGETS)
+    n_known = len(KNOWN_REALS)
+    enc = np.zeros((n, enc_max, n_reals), dtype=np.float32)
+    dec = np.zeros((n, horizon, n_reals), dtype=np.float32)
+    centers = np.empty((n, n_tgt), dtype=np.float32)
+    scales = np.empty((n, n_tgt), dtype=np.float32)
+    lengths = np.array([len(w.targets) for w in windows], dtype=np.int64)
+    steps_ahead = np.arange(1, horizon + 1, dtype=np.int64) * STEP_SECONDS
+    for i, w in enumerate(windows):
+        length = lengths[i]
+        center, scale = target_scales(w.targets)
+        centers[i], scales[i] = center, scale
+        static = _scale_features(center, scale)
+        enc[i, :length, :n_static] = static
+        dec[i, :, :n_static] = static
+        enc_ts = w.last_epoch_s - np.arange(length - 1, -1, -1, dtype=np.int64) * STEP_SECONDS
+        enc[i, :length, n_static : n_static + 4] = time_features(enc_ts)
+        dec[i, :, n_static : n_static + 4] = time_features(w.last_epoch_s + steps_ahead)
+        enc[i, :length, n_static + 4] = (np.arange(length) - length) / spec.max_encoder_steps
+        dec[i, :, n_static + 4] = np.arange(horizon) / spec.max_encoder_steps
+        unknown = n_static + n_known
+        enc[i, :length, unknown : unknown + n_tgt] = (w.targets - center) / scale
+        enc[i, :length, unknown + n_tgt :] = w.covariates
+    profile = np.array([w.profile_index for w in windows], dtype=np.int64)
+    out = {
+        "encoder_cont": enc,
+        "decoder_cont": dec,
+        "encoder_cat": np.repeat(profile[:, None, None], enc_max, axis=1),
+        "decoder_cat": np.repeat(profile[:, None, None], horizon, axis=1),
+        "encoder_lengths": lengths,
+        "decoder_lengths": np.full(n, horizon, dtype=np.int64),
+        "center": centers,
+        "scale": scales,
+    }
+    if all(w.future is not None for w in windows):
+        future = np.stack([w.future for w in windows])  # type: ignore[misc]
+        out["future_z"] = ((future - centers[:, None, :]) / scales[:, None, :]).astype(np.float32)
+    return out
+
+
+def denormalize(z: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Turn network output (B, H, 6, Q) back into natural units: bounded, quantiles sorted."""
+    out = z * scale[:, None, :, None] + center[:, None, :, None]
+    upper = np.array([UPPER_BOUND.get(t, np.inf) for t in TARGETS], dtype=np.float32)
+    out = np.clip(out, 0.0, upper[None, None, :, None])
+    return np.sort(out, axis=-1)
+
+
+def window_from_segment(segment: Segment, end: int, spec: FeatureSpec, profile_index: int,
+                        encoder_steps: int | None = None, with_future: bool = False) -> WindowSlice:
+    """Cut the window whose last observation is ``segment[end - 1]`` (and its future when asked)."""
+    length = min(encoder_steps or spec.max_encoder_steps, end)
+    start = end - length
+    future = segment.targets[end : end + spec.horizon_steps] if with_future else None
+    return WindowSlice(segment.targets[start:end], segment.covariates[start:end],
+                       int(segment.ts[end - 1]), profile_index, future)

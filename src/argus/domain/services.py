@@ -1,0 +1,149 @@
+"""Use cases of the engine process, written against ports."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import attrs
+
+from argus.domain.ingestion import WARMUP_MIN_RECORDS
+from argus.domain.metrics import FleetWindows, MetricsWindow
+from argus.ports.storage import EngineFeed, PublishedResults
+
+log = logging.getLogger(__name__)
+
+#: On start-up the engine re-reads this many batches before its cursor: a batch that was still
+#: committing while the windows were rebuilt is applied late, never lost (re-applying is idempotent).
+REBUILD_OVERLAP_BATCHES = 50
+
+
+class WindowKeeper:
+    """Keeps every server's rolling window in step with the database.
+
+    The database is the source of truth: windows are rebuilt from it at start-up and then follow
+    new batches by id. With several concurrent writers (PostgreSQL) ids can become visible out of
+    order, or never (a rolled-back transaction): a missing id is waited for ``gap_timeout_s``,
+    then skipped.
+    """
+
+    def __init__(
+        self, feed: EngineFeed, capacity: int, gap_timeout_s: float = 30.0, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.feed = feed
+        self.windows = FleetWindows(capacity)
+        self.gap_timeout_s = gap_timeout_s
+        self.clock = clock
+        self.watermark = 0  # every batch id <= watermark has been applied (or given up on)
+        self._applied: set[int] = set()  # applied ids above the watermark
+        self._gap_seen_at: dict[int, float] = {}
+        self.batches_applied = 0
+
+    def rebuild(self) -> int:
+        """Load each server's newest records from storage; return how many records were loaded."""
+        last = self.feed.last_batch_id()
+        for history in self.feed.server_histories(self.windows.capacity):
+            self.windows.put(
+                MetricsWindow.from_arrays(
+                    history.server_name, self.windows.capacity, history.timestamps, history.values, history.statuses
+                )
+            )
+        self.watermark = max(0, last - REBUILD_OVERLAP_BATCHES)
+        self._applied = set()
+        return self.windows.total_records()
+
+    def poll(self) -> int:
+        """Apply batches committed since the last poll; return how many records were placed."""
+        visible = [batch_id for batch_id, _ in self.feed.batches_after(self.watermark)]
+        new = [batch_id for batch_id in visible if batch_id not in self._applied]
+        placed = self.windows.add(self.feed.records_in_batches(new)) if new else 0
+        self._applied.update(new)
+        self.batches_applied += len(new)
+        self._advance(set(visible))
+        return placed
+
+    def _advance(self, visible: set[int]) -> None:
+        now = self.clock()
+        while self._applied:
+            following = self.watermark + 1
+            if following in self._applied:
+                self._applied.discard(following)
+                self.watermark = following
+                self._gap_seen_at.pop(following, None)
+                continue
+            if following in visible:
+                break
+            first_seen = self._gap_seen_at.setdefault(following, now)
+            if now - first_seen < self.gap_timeout_s:
+                break
+            log.warning("batch %d never became visible after %.0fs; skipping it", following, self.gap_timeout_s)
+            self._gap_seen_at.pop(following, None)
+            self.watermark = following
+
+
+@attrs.define
+class EngineStatus:
+    """What /status shows, as the engine publishes it."""
+
+    started_at: float
+    rolling_window_size: int
+    model_loaded: bool = False
+    model_path: str | None = None
+    last_prediction: datetime | None = None
+
+    def render(self, windows: FleetWindows, min_history_steps: int) -> str:
+        records = windows.total_records()
+        return json.dumps(
+            {
+                "model_loaded": self.model_loaded,
+                "model_path": self.model_path,
+                "rolling_window_size": self.rolling_window_size,
+                "servers_tracked": len(windows),
+                "last_prediction": None if self.last_prediction is None
+                else self.last_prediction.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds"),
+                "started_at": self.started_at,
+                "warmup_complete": records >= WARMUP_MIN_RECORDS,
+                "window_records": records,
+                "servers_ready": len(windows.ready(min_history_steps)),
+            }
+        )
+
+
+class Engine:
+    """The engine's loop body: follow ingestion, publish status (later: forecast, score, alert)."""
+
+    def __init__(
+        self,
+        keeper: WindowKeeper,
+        published: PublishedResults,
+        status: EngineStatus,
+        min_history_steps: int = 12,
+        heartbeat_s: float = 2.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.keeper = keeper
+        self.published = published
+        self.status = status
+        self.min_history_steps = min_history_steps
+        self.heartbeat_s = heartbeat_s
+        self.clock = clock
+        self._last_publish = -float("inf")
+
+    def start(self) -> None:
+        loaded = self.keeper.rebuild()
+        log.info("engine rebuilt %d windows holding %d records", len(self.keeper.windows), loaded)
+        self.publish_status()
+
+    def step(self) -> int:
+        """Apply new records and publish status when something changed or the heartbeat is due."""
+        placed = self.keeper.poll()
+        if placed or self.clock() - self._last_publish >= self.heartbeat_s:
+            self.publish_status()
+        return placed
+
+    def publish_status(self) -> None:
+        self.published.publish({"status": self.status.render(self.keeper.windows, self.min_history_steps)})
+        self._last_publish = self.clock()

@@ -1,0 +1,85 @@
+"""The ``argus`` command line: serve (gunicorn + engine), engine, and the model commands."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from argus.domain.errors import ConfigurationError
+from argus.entrypoints.settings import Settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="argus")
+def cli() -> None:
+    """Argus: predictive server monitoring."""
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Gunicorn workers.")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="Threads per worker.")
+@click.option("--generate-key", is_flag=True, help="Create and print an API key if none is configured.")
+@click.option("--no-engine", is_flag=True, help="Web workers only (another host runs the engine).")
+def serve(host: str, port: int, workers: int, threads: int, generate_key: bool, no_engine: bool) -> None:
+    """Run the HTTP API under gunicorn and the engine process, supervised together."""
+    from argus.entrypoints.supervisor import Supervisor, prepare
+
+    settings = _settings()
+    try:
+        prepare(settings, generate_key=generate_key, echo=click.echo)
+    except ConfigurationError as ex:
+        raise click.ClickException(str(ex)) from None
+    code = Supervisor(settings, host=host, port=port, workers=workers, threads=threads, engine=not no_engine).run()
+    sys.exit(code)
+
+
+@cli.command()
+def engine() -> None:
+    """Run only the engine process (it waits as a standby while another engine leads)."""
+    from argus.entrypoints.engine import run_engine
+
+    _settings()
+    run_engine()
+
+
+@cli.command()
+def migrate() -> None:
+    """Create or upgrade the database schema, then exit."""
+    from argus.adapters.sql.database import create_db_engine
+    from argus.adapters.sql.database import migrate as run_migrations
+
+    settings = _settings()
+    db = create_db_engine(settings.database_url)
+    run_migrations(db)
+    db.dispose()
+    click.echo("database is up to date")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigurationError as ex:
+        raise click.ClickException(str(ex)) from None
+
+
+def _register_optional_commands() -> None:
+    """Commands owned by other modules (model training and evaluation)."""
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("argus.entrypoints.model_cli") is not None:
+        importlib.import_module("argus.entrypoints.model_cli").register(cli)
+
+
+_register_optional_commands()
+
+
+def main() -> None:
+    cli(prog_name="argus")
+
+
+if __name__ == "__main__":
+    main()

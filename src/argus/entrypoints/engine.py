@@ -1,0 +1,70 @@
+"""The engine process: the one holder of rolling windows (and, later, the model and ticks)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from argus.entrypoints.container import Container
+from argus.entrypoints.logs import configure_logging
+
+log = logging.getLogger("argus.engine")
+
+STANDBY_RETRY_S = 5.0
+LOCK_CHECK_EVERY_S = 10.0
+
+
+def run_engine(container: Container | None = None, stop: threading.Event | None = None) -> None:
+    """Wait to become the leader, rebuild windows, then follow ingestion until ``stop`` is set."""
+    container = container or Container()
+    settings = container.settings()
+    configure_logging(settings.log_level)
+    stop = stop or _stop_on_signals()
+    lock = container.leader_lock()
+    announced_standby = False
+    try:
+        while not stop.is_set():
+            if not lock.try_acquire():
+                if not announced_standby:
+                    log.info("another engine holds the leader lock; standing by")
+                    announced_standby = True
+                stop.wait(STANDBY_RETRY_S)
+                continue
+            log.info("engine is the leader for %s", container.db_engine().url.render_as_string(hide_password=True))
+            _lead(container, lock, stop)
+    finally:
+        lock.release()
+        container.shutdown_resources()
+        log.info("engine stopped")
+
+
+def _lead(container: Container, lock, stop: threading.Event) -> None:
+    settings = container.settings()
+    engine = container.engine()
+    engine.start()
+    since_lock_check = 0.0
+    while not stop.is_set():
+        try:
+            engine.step()
+        except Exception:  # noqa: BLE001 - a failed step is logged and retried; the database stays the truth
+            log.exception("engine step failed; retrying")
+        stop.wait(settings.engine_poll_interval_s)
+        since_lock_check += settings.engine_poll_interval_s
+        if since_lock_check >= LOCK_CHECK_EVERY_S:
+            since_lock_check = 0.0
+            if not lock.still_held():
+                log.error("lost the leader lock; rejoining as standby")
+                return
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handle(signum, _frame) -> None:
+        log.info("engine received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    return stop

@@ -1,0 +1,114 @@
+"""``argus serve``: gunicorn (web workers) and the engine process as one supervised unit."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+from argus.adapters.sql.database import create_db_engine, migrate
+from argus.domain.errors import ConfigurationError
+from argus.entrypoints.keys import NO_KEY_MESSAGE, generate_api_key, resolve_api_key
+from argus.entrypoints.logs import configure_logging
+from argus.entrypoints.settings import Settings
+
+log = logging.getLogger("argus.supervisor")
+
+STOP_TIMEOUT_S = 25.0
+ENGINE_RESTART_BACKOFF_S = (1, 2, 5, 10, 30)
+
+
+def prepare(settings: Settings, generate_key: bool, echo: Callable[[str], None]) -> None:
+    """Fail closed without a key (or create one), and migrate the database before any child starts."""
+    configure_logging(settings.log_level)
+    if resolve_api_key(settings) is None:
+        if not generate_key:
+            raise ConfigurationError(NO_KEY_MESSAGE.format(path=settings.api_key_file))
+        key = generate_api_key(settings)
+        echo(f"Generated API key (stored in {settings.api_key_file}, shown only this once):\n\n    {key}\n")
+    db = create_db_engine(settings.database_url)
+    try:
+        migrate(db)
+    finally:
+        db.dispose()
+
+
+class Supervisor:
+    """Start gunicorn and the engine, restart a crashed engine, stop both on SIGTERM/SIGINT."""
+
+    def __init__(self, settings: Settings, *, host: str, port: int, workers: int, threads: int, engine: bool = True):
+        self.settings = settings
+        self.bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.workers, self.threads, self.run_engine = workers, threads, engine
+        self._stopping = False
+        self._engine: subprocess.Popen | None = None
+        self._web: subprocess.Popen | None = None
+        self._engine_restarts = 0
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(self.settings.torch_threads))}
+        if self.run_engine:
+            self._engine = self._start_engine(env)
+        self._web = subprocess.Popen(self._gunicorn_command(), env=env)
+        log.info("serving on http://%s (workers=%d threads=%d, gunicorn pid %d, engine pid %s)",
+                 self.bind, self.workers, self.threads, self._web.pid, self._engine.pid if self._engine else "-")
+        try:
+            return self._watch(env)
+        finally:
+            self._stop_children()
+
+    def _watch(self, env: dict[str, str]) -> int:
+        next_engine_start = 0.0
+        while not self._stopping:
+            time.sleep(0.2)
+            if self._web.poll() is not None:
+                log.error("gunicorn exited with code %s; stopping", self._web.returncode)
+                return self._web.returncode or 1
+            if self._engine is not None and self._engine.poll() is not None and not self._stopping:
+                if next_engine_start == 0.0:
+                    delay = ENGINE_RESTART_BACKOFF_S[min(self._engine_restarts, len(ENGINE_RESTART_BACKOFF_S) - 1)]
+                    log.error("engine exited with code %s; restarting in %ss", self._engine.returncode, delay)
+                    next_engine_start = time.monotonic() + delay
+                elif time.monotonic() >= next_engine_start:
+                    self._engine_restarts += 1
+                    self._engine = self._start_engine(env)
+                    next_engine_start = 0.0
+        return 0
+
+    def _start_engine(self, env: dict[str, str]) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "argus", "engine"], env=env)
+
+    def _gunicorn_command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "gunicorn",
+            "--config", "python:argus.entrypoints.gunicorn_conf",
+            "--bind", self.bind,
+            "--workers", str(self.workers),
+            "--threads", str(self.threads),
+            "--no-control-socket",
+            "argus.entrypoints.wsgi:create_app()",
+        ]
+
+    def _on_signal(self, signum, _frame) -> None:
+        if not self._stopping:
+            log.info("received %s; stopping gunicorn and the engine", signal.Signals(signum).name)
+        self._stopping = True
+
+    def _stop_children(self) -> None:
+        children = [c for c in (self._web, self._engine) if c is not None and c.poll() is None]
+        for child in children:
+            child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for child in children:
+            try:
+                child.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("pid %d did not stop in %.0fs; killing it", child.pid, STOP_TIMEOUT_S)
+                child.kill()
+                child.wait()

@@ -1,0 +1,51 @@
+"""Ports of the forecasting model: serving forecasts, the model registry, and training."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+from argus.domain.forecast import Forecast, ModelInfo
+from argus.domain.metrics import MetricsWindow
+
+#: Called with a dict such as {"stage": "epoch_end", "epoch": 2, "epochs": 5, "step": 640,
+#: "train_loss": 0.41, "val_loss": 0.45, "eta_s": 120.0}; must return quickly.
+ProgressFn = Callable[[dict], None]
+#: Polled between training batches; returning True stops training cleanly (nothing is saved).
+ShouldStopFn = Callable[[], bool]
+
+
+class Forecaster(Protocol):
+    """Forecasts every target of many servers at once from their rolling windows."""
+
+    name: str  # the model's name ("tft_20250115_100000", "seasonal_naive")
+    min_history_steps: int  # windows shorter than this get no forecast
+    horizon_steps: int  # steps forecast after each server's last observation
+
+    def forecast(self, windows: Sequence[MetricsWindow], profiles: Mapping[str, str]) -> dict[str, Forecast]:
+        """Return a Forecast per ready server, keyed by server name.
+
+        ``profiles`` maps server name -> profile name (unknown or missing names are allowed).
+        Servers without enough recent measured history are left out of the result, never raised on.
+        """
+        ...
+
+
+class ModelRegistry(Protocol):
+    """The trained models on disk and the pointer to the one being served."""
+
+    def list(self) -> list[ModelInfo]:
+        """Return every valid model, newest first; folders that are not models are skipped."""
+        ...
+
+    def current(self) -> str | None:
+        """Return the served model's name, or None when no model is marked current."""
+        ...
+
+    def set_current(self, name: str) -> None:
+        """Mark ``name`` as served (atomically); raise ModelLoadError if it is not a valid model."""
+        ...
+
+    def info(self, name: str) -> ModelInfo:
+        """Return one model's manifest; raise ModelLoadError if the name or folder is not valid."""
+        ...

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import attrs
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_model as load_weights
+from safetensors.torch import save_model as save_weights
 
 from argus.adapters.tft.features import COVARIATES, KNOWN_REALS, SCALE_FLOOR, UPPER_BOUND, FeatureSpec
 from argus.adapters.tft.network import ArgusTft, build_network
@@ -63,8 +64,7 @@ def save_model(model_dir: Path, name: str, net: ArgusTft, spec: FeatureSpec,
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS))
+        save_weights(net.cpu(), str(tmp / WEIGHTS))  # de-duplicates the TFT's shared prescalers
         manifest = {
             "format": FORMAT,
             "kind": "tft",
@@ -99,8 +99,9 @@ def load_network(registry: DirectoryModelRegistry, name: str) -> tuple[ArgusTft,
     try:
         spec = spec_from_manifest(manifest)
         net = build_network(spec, manifest["network"])
-        state = load_file(str(weights_path))
-        net.load_state_dict(state, strict=True)
+        missing, unexpected = load_weights(net, str(weights_path), strict=True)
+        if missing or unexpected:
+            raise ValueError(f"missing {missing}, unexpected {unexpected}")
     except (KeyError, TypeError, ValueError, RuntimeError) as ex:
         raise ModelLoadError(f"Model {name!r} does not match its manifest: {ex}") from None
     net.eval()

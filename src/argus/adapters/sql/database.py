@@ -157,5 +157,7 @@ class LeaderLock:
             self._fd = None
         if self._connection is not None:
             with contextlib.suppress(sa.exc.DBAPIError):
+                # Invalidate, not close: a pooled session would keep holding the advisory lock.
+                self._connection.invalidate()
                 self._connection.close()
             self._connection = None

@@ -1,0 +1,90 @@
+"""Shared fixtures: databases (SQLite always, PostgreSQL when ARGUS_TEST_POSTGRES_URL is set), apps."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import sqlalchemy as sa
+from falcon import testing
+
+from argus.adapters.sql.database import create_db_engine, migrate
+from argus.adapters.sql.store import SqlMetricsStore
+from argus.entrypoints.container import Container
+from argus.entrypoints.settings import Settings
+
+API_KEY = "test-key-0123456789"
+POSTGRES_URL = os.environ.get("ARGUS_TEST_POSTGRES_URL")
+REDIS_URL = os.environ.get("ARGUS_TEST_REDIS_URL")
+
+
+def _reset_postgres(url: str) -> None:
+    engine = create_db_engine(url)
+    with engine.begin() as connection:
+        for table in ("published", "servers", "records", "ingest_batches", "alembic_version"):
+            connection.execute(sa.text(f"DROP TABLE IF EXISTS {table} CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path) -> str:
+    """An empty, migrated-on-open database URL: an SQLite file, and PostgreSQL when configured."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'argus.db'}"
+    if not POSTGRES_URL:
+        pytest.skip("ARGUS_TEST_POSTGRES_URL not set (CI sets it; PostgreSQL tests skipped here)")
+    _reset_postgres(POSTGRES_URL)
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def sql_store(database_url):
+    engine = create_db_engine(database_url)
+    migrate(engine)
+    yield SqlMetricsStore(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    """Settings for app tests: an SQLite file (PostgreSQL is covered by the store's own tests)."""
+    return Settings(
+        api_key=API_KEY,
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'argus.db'}",
+        model_dir=tmp_path / "models",
+        rate_limit_storage="memory://",
+    )
+
+
+@pytest.fixture
+def container(settings):
+    from dependency_injector import providers
+
+    container = Container()
+    container.settings.override(providers.Object(settings))
+    yield container
+    container.shutdown_resources()
+
+
+@pytest.fixture
+def client(container) -> testing.TestClient:
+    return testing.TestClient(container.app(), headers={"X-API-Key": API_KEY})
+
+
+@pytest.fixture
+def make_client():
+    """Build a client over a fresh container with the given settings."""
+    from dependency_injector import providers
+
+    made = []
+
+    def make(settings: Settings) -> testing.TestClient:
+        container = Container()
+        container.settings.override(providers.Object(settings))
+        made.append(container)
+        return testing.TestClient(container.app(), headers={"X-API-Key": settings.api_key or ""})
+
+    yield make
+    for container in made:
+        container.shutdown_resources()

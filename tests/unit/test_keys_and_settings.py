@@ -1,0 +1,58 @@
+"""Settings from the environment, and the API key that fails closed."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from argus.domain.errors import ConfigurationError
+from argus.entrypoints.keys import generate_api_key, require_api_key, resolve_api_key
+from argus.entrypoints.settings import Settings
+
+
+def test_defaults_are_embedded_sqlite_under_the_data_dir(tmp_path):
+    settings = Settings.from_env({"ARGUS_DATA_DIR": str(tmp_path)})
+    assert settings.database_url == f"sqlite:///{tmp_path / 'argus.db'}"
+    assert settings.rate_limit_storage == "memory://" and settings.rolling_window_size == 2880
+    assert settings.api_key is None and settings.device == "auto"
+
+
+@pytest.mark.parametrize(
+    "env", [{"ARGUS_ROLLING_WINDOW_SIZE": "ten"}, {"ARGUS_ROLLING_WINDOW_SIZE": "3"}, {"ARGUS_DEVICE": "tpu"},
+            {"ARGUS_ENGINE_POLL_S": "-1"}],
+)
+def test_bad_settings_fail_at_start_up_with_the_variable_named(env):
+    with pytest.raises(ConfigurationError, match=next(iter(env))):
+        Settings.from_env(env)
+
+
+def test_no_key_anywhere_fails_closed(tmp_path):
+    settings = Settings.from_env({"ARGUS_DATA_DIR": str(tmp_path)})
+    assert resolve_api_key(settings) is None
+    with pytest.raises(ConfigurationError, match="--generate-key"):
+        require_api_key(settings)
+
+
+def test_a_generated_key_is_private_and_used_next_time(tmp_path):
+    settings = Settings.from_env({"ARGUS_DATA_DIR": str(tmp_path)})
+    key = generate_api_key(settings)
+    assert len(key) >= 40
+    assert stat.S_IMODE(settings.api_key_file.stat().st_mode) == 0o600
+    assert require_api_key(settings) == key
+    with pytest.raises(FileExistsError):
+        generate_api_key(settings)
+
+
+def test_the_environment_key_wins_over_the_file(tmp_path):
+    generate_api_key(Settings.from_env({"ARGUS_DATA_DIR": str(tmp_path)}))
+    settings = Settings.from_env({"ARGUS_DATA_DIR": str(tmp_path), "TACHYON_API_KEY": "from-env"})
+    assert require_api_key(settings) == "from-env"
+
+
+def test_a_key_file_readable_by_others_is_refused(tmp_path):
+    settings = Settings.from_env({"ARGUS_DATA_DIR": str(tmp_path)})
+    generate_api_key(settings)
+    settings.api_key_file.chmod(0o644)
+    with pytest.raises(ConfigurationError, match="chmod 600"):
+        resolve_api_key(settings)

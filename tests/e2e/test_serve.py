@@ -110,3 +110,37 @@ def test_serve_refuses_to_start_without_a_key(tmp_path):
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "No API key configured" in result.stderr
+
+
+def test_every_record_that_got_a_200_survives_a_kill_9(tmp_path):
+    import sqlalchemy as sa
+
+    port = _free_port()
+    served = Served(tmp_path, port, workers=1)
+    acknowledged = 0
+    try:
+        _wait_for(lambda: _request(port, "/health", key=None)[0] == 200)
+        for step in range(5):
+            code, body = _request(port, "/feed/data", {"records": [wire_record(f"web{i:03d}", step) for i in range(200)]})
+            assert code == 200
+            acknowledged += body["records_received"]
+    finally:
+        # No goodbye: kill the supervisor, gunicorn and the engine at once.
+        for pid in _descendants(served.process.pid) + [served.process.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        served.process.wait(10)
+        served.log.close()
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'argus.db'}")
+    with engine.connect() as connection:
+        stored = connection.execute(sa.text("SELECT count(*) FROM records")).scalar_one()
+    engine.dispose()
+    assert stored == acknowledged == 1000
+
+
+def _descendants(pid: int) -> list[int]:
+    result = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    children = [int(p) for p in result.stdout.split()]
+    return [d for child in children for d in (_descendants(child) + [child])]

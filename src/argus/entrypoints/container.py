@@ -13,6 +13,7 @@ from argus.adapters.http.ratelimit import RateLimiter
 from argus.adapters.sql.database import LeaderLock, create_db_engine, migrate
 from argus.adapters.sql.store import SqlMetricsStore
 from argus.domain.services import Engine, EngineStatus, WindowKeeper
+from argus.plugins.host import PluginHost
 from argus.entrypoints.keys import require_api_key
 from argus.entrypoints.settings import Settings
 
@@ -32,6 +33,9 @@ class Container(containers.DeclarativeContainer):
     """Providers for web workers (``app``) and the engine process (``engine``, ``leader_lock``)."""
 
     settings = providers.Singleton(Settings.from_env)
+
+    plugins = providers.Singleton(PluginHost.load, disabled=settings.provided.disabled_plugins)
+    profiles = providers.Singleton(plugins.provided.profile_resolver.call())
 
     db_engine = providers.Resource(open_engine, url=settings.provided.database_url)
     store = providers.Singleton(SqlMetricsStore, engine=db_engine)

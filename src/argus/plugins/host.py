@@ -1,0 +1,47 @@
+"""PluginHost: loads plugins (built-in and the ``argus`` entry points) and is the only caller of pm.hook."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import pluggy
+
+from argus.domain.profiles import ProfileResolver
+from argus.plugins import PROJECT, builtin, hookspecs
+
+log = logging.getLogger(__name__)
+
+
+class PluginHost:
+    """Typed access to what plugins contribute."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+
+    @classmethod
+    def load(cls, disabled: Iterable[str] = (), entry_points: bool = True) -> PluginHost:
+        """Register the built-ins and every ``argus`` entry point not named in ``disabled``."""
+        pm = pluggy.PluginManager(PROJECT)
+        pm.add_hookspecs(hookspecs)
+        for name in disabled:  # ARGUS_DISABLED_PLUGINS=acme,other
+            pm.set_blocked(name)
+        if not pm.is_blocked("argus.builtin"):
+            pm.register(builtin, name="argus.builtin")
+        if entry_points:
+            loaded = pm.load_setuptools_entrypoints(PROJECT)
+            if loaded:
+                log.info("loaded %d plugin(s) from the argus entry-point group", loaded)
+        pm.check_pending()  # a misspelt hook fails at start-up, not silently
+        return cls(pm)
+
+    def plugin_names(self) -> list[str]:
+        return sorted(name for name, plugin in self.pm.list_name_plugin() if plugin is not None)
+
+    def profile_resolver(self) -> ProfileResolver:
+        """Merge every plugin's profiles into one resolver; a duplicate name raises ValueError."""
+        profiles = [p for contributed in self.pm.hook.argus_server_profiles() for p in contributed]
+        return ProfileResolver(profiles, classifiers=[self._classify])
+
+    def _classify(self, server_name: str) -> str | None:
+        return self.pm.hook.argus_classify_server(server_name=server_name)

@@ -13,9 +13,9 @@ from argus.adapters.http.ratelimit import RateLimiter
 from argus.adapters.sql.database import LeaderLock, create_db_engine, migrate
 from argus.adapters.sql.store import SqlMetricsStore
 from argus.domain.services import Engine, EngineStatus, WindowKeeper
-from argus.plugins.host import PluginHost
 from argus.entrypoints.keys import require_api_key
 from argus.entrypoints.settings import Settings
+from argus.plugins.host import PluginHost
 
 
 def open_engine(url: str, run_migrations: bool = True) -> Iterator[sa.Engine]:

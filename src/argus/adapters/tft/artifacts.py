@@ -44,7 +44,7 @@ def describe_features(spec: FeatureSpec) -> dict[str, object]:
         "covariates": {name: {"field": field, "transform": kind} for name, field, kind in COVARIATES},
         "x_reals": spec.x_reals,
         "scaling": {
-            "method": "per-window: (y - mean) / max(std, floor) over each encoder window, per target",
+            "method": "per window and target: (y - last encoder value) / max(std of the encoder window, floor)",
             "floors": SCALE_FLOOR,
             "upper_bounds": UPPER_BOUND,
         },

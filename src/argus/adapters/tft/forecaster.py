@@ -69,7 +69,7 @@ class TftForecaster:
 
         from argus.adapters.tft.artifacts import load_network, resolve_device
 
-        name = name or registry.current()
+        name = registry.current() if name is None else name
         if name is None:
             raise ModelNotLoadedError("No model is marked CURRENT in the model directory")
         torch.set_num_threads(max(1, threads))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections.abc import Mapping
 
 import attrs
@@ -179,7 +180,10 @@ def fit(split: SplitData, config: TrainingConfig, profiles: Mapping[str, str], r
     module = TftModule(net, list(network["quantiles"]), float(network["learning_rate"]))
     loader = DataLoader(train, batch_size=None, shuffle=False, num_workers=0)
     val_loader = DataLoader(val, batch_size=None, shuffle=False, num_workers=0) if val is not None else None
-    trainer.fit(module, loader, val_loader)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*treespec.*")
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        trainer.fit(module, loader, val_loader)
     if reporter.cancelled:
         raise TrainingCancelled("training cancelled")
     if reporter.best_state is not None:

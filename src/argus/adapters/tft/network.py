@@ -44,6 +44,13 @@ def build_network(spec: FeatureSpec, network: Mapping[str, object]) -> ArgusTft:
     quantiles = [float(q) for q in network["quantiles"]]  # type: ignore[union-attr]
     n_profiles = len(spec.profiles) + 1
     known = ["tod_sin", "tod_cos", "dow_sin", "dow_cos", "rel_time"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # lightning's save_hyperparameters advice about `loss`
+        return _construct(spec, network, quantiles, n_profiles, known)
+
+
+def _construct(spec: FeatureSpec, network: Mapping[str, object], quantiles: list[float], n_profiles: int,
+               known: list[str]) -> ArgusTft:
     return ArgusTft(
         hidden_size=int(network["hidden_size"]),
         attention_head_size=int(network["attention_head_size"]),

@@ -1,0 +1,129 @@
+"""`argus train` and `argus evaluate`: click commands the main CLI adds with ``register(cli)``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from argus.entrypoints.settings import Settings
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _profile_for():
+    from argus.domain.profiles import ProfileResolver
+
+    resolver = ProfileResolver()
+    return lambda name: resolver.profile_for(name).name
+
+
+@click.command("train")
+@click.option("--data", "data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Records as JSON Lines (optionally .gz), the schema of POST /feed/data.")
+@click.option("--epochs", default=5, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--max-samples-per-epoch", default=12_800, show_default=True, type=click.IntRange(1),
+              help="Random training windows drawn per epoch.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--from-model", default=None, help="Continue training this model for --epochs more epochs.")
+@click.option("--output", "output", default=None, help="Name of the new model (default tft_YYYYMMDD_HHMMSS).")
+@click.option("--val-days", default=3.0, show_default=True, help="Last days of each server used to stop early.")
+@click.option("--holdout-days", default=0.0, show_default=True, help="Last days of the data never trained on.")
+@click.option("--holdout-servers", default=0.0, show_default=True,
+              help="Fraction of servers never trained on (seeded), for an honest evaluation.")
+@click.option("--hidden-size", default=16, show_default=True, type=click.IntRange(1))
+@click.option("--max-encoder-steps", default=288, show_default=True, type=click.IntRange(2))
+@click.option("--min-encoder-steps", default=12, show_default=True, type=click.IntRange(1))
+@click.option("--horizon-steps", default=96, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=42, show_default=True)
+@click.option("--activate/--no-activate", default=True, show_default=True, help="Mark the new model CURRENT.")
+def train_command(data: Path, epochs: int, max_samples_per_epoch: int, batch_size: int, from_model: str | None,
+                  output: str | None, val_days: float, holdout_days: float, holdout_servers: float,
+                  hidden_size: int, max_encoder_steps: int, min_encoder_steps: int, horizon_steps: int,
+                  seed: int, activate: bool) -> None:
+    """Train a TFT on a records file (CPU, or CUDA when present) and save it under ARGUS_MODEL_DIR."""
+    settings = _settings()
+    os.environ.setdefault("OMP_NUM_THREADS", str(settings.torch_threads))
+    from argus.adapters.tft.training import TrainingConfig, train_model
+
+    config = TrainingConfig(
+        epochs=epochs, max_samples_per_epoch=max_samples_per_epoch, batch_size=batch_size, val_days=val_days,
+        holdout_days=holdout_days, holdout_servers=holdout_servers, hidden_size=hidden_size,
+        hidden_continuous_size=min(8, hidden_size), max_encoder_steps=max_encoder_steps,
+        min_encoder_steps=min_encoder_steps, horizon_steps=horizon_steps, seed=seed,
+        threads=settings.torch_threads,
+    )
+
+    def progress(event: dict) -> None:
+        if event["stage"] == "epoch_end":
+            click.echo(f"epoch {event['epoch']}/{event['epochs']}: val_loss {event['val_loss']:.4f} "
+                       f"(best {event['best_val_loss']:.4f})", err=True)
+        elif event["stage"] == "loading_data":
+            click.echo(f"reading {data} ...", err=True)
+
+    result = train_model(data, settings.model_dir, config, from_model=from_model, output_name=output,
+                         profile_for=_profile_for(), progress=progress, activate=activate,
+                         progress_bar=sys.stderr.isatty() or True)
+    training = result.manifest["training"]
+    click.echo(f"saved {result.name} ({result.manifest['size_bytes']} bytes) to {result.path}: "
+               f"{training['epochs_run']} epochs, {training['steps_run']} steps, {training['seconds']} s, "
+               f"best val_loss {training['best_val_loss']}" + (" [CURRENT]" if activate else ""))
+
+
+@click.command("evaluate")
+@click.option("--data", "data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--model", "model", default=None, help="Model name (default: CURRENT).")
+@click.option("--origins", default=8, show_default=True, type=click.IntRange(1), help="Forecast origins per server.")
+@click.option("--servers", type=click.Choice(["all", "unseen", "seen"]), default="all", show_default=True,
+              help="unseen: only servers the model never trained on.")
+@click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--png", "png_out", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Save a few forecasts with their bands against actuals.")
+@click.option("--record/--no-record", default=False, show_default=True,
+              help="Store the report in the model's manifest under evaluation.<servers>.")
+def evaluate_command(data: Path, model: str | None, origins: int, servers: str, json_out: Path | None,
+                     png_out: Path | None, record: bool) -> None:
+    """Rolling-origin backtest: the TFT against seasonal naive and last value on the same origins."""
+    settings = _settings()
+    from argus.adapters.tft.artifacts import update_manifest
+    from argus.adapters.tft.evaluation import evaluate, format_table, plot_examples
+    from argus.adapters.tft.forecaster import TftForecaster
+    from argus.adapters.tft.registry import DirectoryModelRegistry
+
+    registry = DirectoryModelRegistry(settings.model_dir)
+    forecaster = TftForecaster.load(registry, model, device=settings.device, threads=settings.torch_threads)
+    resolve = _profile_for()
+    report, result = evaluate(forecaster, data, origins=origins, servers=servers,
+                              profiles=_ProfileMap(resolve))
+    click.echo(format_table(report))
+    if json_out:
+        json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if png_out:
+        plot_examples(result, forecaster.quantiles, png_out)
+    if record:
+        manifest = registry.info(forecaster.name).manifest
+        evaluation = dict(manifest.get("evaluation") or {})
+        evaluation[servers] = report
+        update_manifest(registry, forecaster.name, "evaluation", evaluation)
+
+
+class _ProfileMap(dict):
+    """A mapping that resolves any server name through the profile resolver."""
+
+    def __init__(self, resolve) -> None:
+        super().__init__()
+        self._resolve = resolve
+
+    def get(self, key, default=None):
+        return self._resolve(key)
+
+
+def register(group: click.Group) -> None:
+    """Add ``train`` and ``evaluate`` to the ``argus`` command group."""
+    group.add_command(train_command)
+    group.add_command(evaluate_command)

@@ -1,0 +1,18 @@
+"""Web workers import the forecaster and registry without paying for torch (about 7 s)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_importing_the_serving_side_does_not_import_torch_or_pandas():
+    code = (
+        "import sys\n"
+        "import argus.domain.forecast, argus.ports.forecasting, argus.adapters.baselines\n"
+        "import argus.adapters.tft.forecaster, argus.adapters.tft.registry, argus.adapters.tft.evaluation\n"
+        "import argus.entrypoints.model_cli\n"
+        "heavy = [m for m in ('torch', 'lightning', 'pytorch_forecasting', 'pandas', 'matplotlib') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import click
@@ -68,7 +67,7 @@ def train_command(data: Path, epochs: int, max_samples_per_epoch: int, batch_siz
 
     result = train_model(data, settings.model_dir, config, from_model=from_model, output_name=output,
                          profile_for=_profile_for(), progress=progress, activate=activate,
-                         progress_bar=sys.stderr.isatty() or True)
+                         progress_bar=True)
     training = result.manifest["training"]
     click.echo(f"saved {result.name} ({result.manifest['size_bytes']} bytes) to {result.path}: "
                f"{training['epochs_run']} epochs, {training['steps_run']} steps, {training['seconds']} s, "

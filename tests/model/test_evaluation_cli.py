@@ -1,0 +1,51 @@
+"""`argus train` / `argus evaluate` through click, and the evaluation JSON layout."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from argus.entrypoints import model_cli
+from tests.model.conftest import synthetic_records
+
+pytestmark = pytest.mark.slow
+
+
+def _cli() -> click.Group:
+    group = click.Group("argus")
+    model_cli.register(group)
+    return group
+
+
+def test_train_then_evaluate_from_a_gzipped_jsonl_file(tmp_path, monkeypatch):
+    data = tmp_path / "records.jsonl.gz"
+    with gzip.open(data, "wt") as fh:
+        for record in synthetic_records(servers=3, days=3):
+            fh.write(json.dumps(record.as_dict()) + "\n")
+    monkeypatch.setenv("ARGUS_MODEL_DIR", str(tmp_path / "models"))
+    runner = CliRunner()
+    trained = runner.invoke(_cli(), [
+        "train", "--data", str(data), "--epochs", "1", "--max-samples-per-epoch", "16", "--batch-size", "8",
+        "--hidden-size", "4", "--max-encoder-steps", "48", "--horizon-steps", "96", "--val-days", "0.5",
+        "--holdout-servers", "0.34", "--output", "tft_20250101_120000",
+    ])
+    assert trained.exit_code == 0, trained.output
+    assert (tmp_path / "models" / "CURRENT").read_text().strip() == "tft_20250101_120000"
+    report_path = tmp_path / "eval.json"
+    evaluated = runner.invoke(_cli(), ["evaluate", "--data", str(data), "--origins", "3", "--json", str(report_path),
+                                       "--png", str(tmp_path / "eval.png"), "--record"])
+    assert evaluated.exit_code == 0, evaluated.output
+    report = json.loads(report_path.read_text())
+    assert report["model"] == "tft_20250101_120000"
+    for target in ("cpu_pct", "mem_pct", "swap_pct", "iowait_pct", "disk_pct", "load"):
+        for bucket in ("30m", "2h", "8h"):
+            assert set(report["targets"][target][bucket]) >= {"mae", "mase", "rel_mase", "coverage_80", "pinball"}
+    assert 0 <= report["targets"]["cpu_pct"]["8h"]["coverage_80"] <= 1
+    assert (tmp_path / "eval.png").stat().st_size > 1000
+    manifest = json.loads((tmp_path / "models" / "tft_20250101_120000" / "manifest.json").read_text())
+    assert manifest["evaluation"]["all"]["model"] == "tft_20250101_120000"
+    assert len(manifest["training"]["data"]["holdout_servers"]) == 1

@@ -11,6 +11,7 @@ import attrs
 from argus.domain.errors import ConfigurationError
 
 MIB = 1024 * 1024
+SINK_PREFIX = "ARGUS_SINK_"
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -39,6 +40,24 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def parse_sink_settings(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """Group ``ARGUS_SINK_<SECTION>_<KEY>=value`` variables into ``{section: {key: value}}``, lower-cased.
+
+    The section is the first word after the prefix and the key is the rest, so
+    ``ARGUS_SINK_WEBHOOK_TIMEOUT_S=5`` gives ``{"webhook": {"timeout_s": "5"}}``. Empty values are
+    left out (unset); a variable without a key fails start-up.
+    """
+    sections: dict[str, dict[str, str]] = {}
+    for name, value in env.items():
+        if not name.upper().startswith(SINK_PREFIX) or value.strip() == "":
+            continue
+        section, _, key = name[len(SINK_PREFIX):].lower().partition("_")
+        if not section or not key:
+            raise ConfigurationError(f"{name} must be named {SINK_PREFIX}<SECTION>_<KEY>, e.g. ARGUS_SINK_WEBHOOK_URL")
+        sections.setdefault(section, {})[key] = value.strip()
+    return sections
+
+
 @attrs.frozen
 class Settings:
     """Everything configurable about a running Argus. See README "Settings" for each one."""
@@ -59,6 +78,7 @@ class Settings:
     torch_threads: int = 1
     log_level: str = "INFO"
     disabled_plugins: tuple[str, ...] = ()
+    sink_settings: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict, hash=False)
 
     @property
     def api_key_file(self) -> Path:
@@ -91,4 +111,5 @@ class Settings:
             torch_threads=_int(env, "ARGUS_TORCH_THREADS", 1, minimum=1),
             log_level=(env.get("ARGUS_LOG_LEVEL") or "INFO").upper(),
             disabled_plugins=disabled,
+            sink_settings=parse_sink_settings(env),
         )

@@ -1,7 +1,10 @@
-"""Argus's own hook implementations: the built-in server profiles."""
+"""Argus's own hook implementations: the built-in server profiles and alert sinks."""
 
 from __future__ import annotations
 
+from argus.adapters.sinks.alertmanager import AlertmanagerSink
+from argus.adapters.sinks.log import LogAlertSink
+from argus.adapters.sinks.webhook import WebhookAlertSink
 from argus.domain.profiles import BUILTIN_PROFILES
 from argus.plugins import hookimpl
 
@@ -9,3 +12,14 @@ from argus.plugins import hookimpl
 @hookimpl
 def argus_server_profiles():
     return list(BUILTIN_PROFILES)
+
+
+@hookimpl
+def argus_alert_sinks(settings):
+    """The log always; the webhook and Alertmanager when their ``url`` is set."""
+    sinks = [LogAlertSink()]
+    if settings.get("webhook", {}).get("url"):
+        sinks.append(WebhookAlertSink.from_settings(settings["webhook"]))
+    if settings.get("alertmanager", {}).get("url"):
+        sinks.append(AlertmanagerSink.from_settings(settings["alertmanager"]))
+    return sinks

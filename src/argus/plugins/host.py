@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import pluggy
 
 from argus.domain.profiles import ProfileResolver
 from argus.plugins import PROJECT, builtin, hookspecs
+from argus.ports.alerting import AlertSink
 
 log = logging.getLogger(__name__)
 
@@ -45,3 +46,12 @@ class PluginHost:
 
     def _classify(self, server_name: str) -> str | None:
         return self.pm.hook.argus_classify_server(server_name=server_name)
+
+    def alert_sinks(self, settings: Mapping[str, Mapping[str, str]]) -> list[AlertSink]:
+        """Collect every plugin's configured sinks; a duplicate sink name raises ValueError."""
+        sinks = [s for contributed in self.pm.hook.argus_alert_sinks(settings=settings) for s in contributed or ()]
+        names = [sink.name for sink in sinks]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate alert sink name(s): {', '.join(duplicates)}")
+        return sinks

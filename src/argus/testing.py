@@ -95,3 +95,55 @@ class InMemoryMetricsStore:
 
     def read_published(self, key: str) -> PublishedItem | None:
         return self.published.get(key)
+
+
+def ramp(start: float, stop: float, steps: int = 96) -> np.ndarray:
+    """A straight path from ``start`` to ``stop`` over ``steps`` steps."""
+    return np.linspace(start, stop, steps)
+
+
+def make_forecast(
+    server_name: str = "ppdb001",
+    last_epoch_s: int | None = None,
+    horizon: int = 96,
+    spread: float = 2.0,
+    **p50_paths: float | np.ndarray,
+):
+    """A Forecast whose p50 paths are given per target (scalar = flat); p10/p90 = p50 ∓ ``spread``.
+
+    Targets not given are flat at calm values (cpu 30%, mem 50%, swap 0, iowait 1, disk 40%, load 1).
+    """
+    from argus.domain.forecast import TARGETS, Forecast
+    from argus.domain.metrics import STEP_SECONDS
+
+    calm = {"cpu_pct": 30.0, "mem_pct": 50.0, "swap_pct": 0.0, "iowait_pct": 1.0, "disk_pct": 40.0, "load": 1.0}
+    last = make_record(server_name, 0).epoch_s if last_epoch_s is None else last_epoch_s
+    values = {}
+    for target in TARGETS:
+        p50 = np.broadcast_to(np.asarray(p50_paths.get(target, calm[target]), dtype=np.float64), (horizon,))
+        values[target] = np.stack([p50 - spread, p50, p50 + spread], axis=1)
+    stamps = last + STEP_SECONDS * np.arange(1, horizon + 1, dtype=np.int64)
+    return Forecast(server_name=server_name, timestamps=stamps, quantiles=(0.1, 0.5, 0.9), values=values,
+                    model_name="fixed")
+
+
+class FixedForecaster:
+    """A Forecaster that returns the forecasts it was given (per server), re-timed to each window."""
+
+    name = "fixed"
+    horizon_steps = 96
+
+    def __init__(self, min_history_steps: int = 12, **paths_by_server) -> None:
+        self.min_history_steps = min_history_steps
+        self.paths_by_server = paths_by_server  # server -> {target: p50 path}
+        self.calls = 0
+
+    def forecast(self, windows, profiles):
+        self.calls += 1
+        out = {}
+        for window in windows:
+            if len(window) < self.min_history_steps:
+                continue
+            paths = self.paths_by_server.get(window.server_name, {})
+            out[window.server_name] = make_forecast(window.server_name, window.last_epoch_s, **paths)
+        return out

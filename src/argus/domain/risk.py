@@ -1,0 +1,329 @@
+"""Risk: from the current state and the quantile forecast to crossing probabilities and a 0–100 score.
+
+The score of a server is the worst of its metrics' scores; each metric's score is the worst of
+four monotone parts (see docs/risk.md for the plain-words version):
+
+* **over now**: the metric is at or over its limit now → 80–100 (critical);
+* **predicted crossing**: the median (p50) forecast reaches the limit within the horizon →
+  80–100 within the hour, 60–80 later, higher when sooner and when the crossing is more certain;
+* **possible crossing**: no median crossing, but the probability of reaching the limit within
+  8 hours is p → 200·p up to p = 0.25, then 50 + 40·(p − 0.25), at most 59.9 (degraded from a
+  one-in-four chance, never a warning on its own);
+* **elevation**: the lower of the latest value and the last hour's mean ("elevated"), or the
+  median forecast's peak ("approaching"), as a share e of the limit → 55·(e − 0.5)/0.45 clipped
+  to 0–55 (degraded from 95% of the limit).
+
+Every part is non-decreasing in every input getting worse (a higher value, a higher forecast
+quantile, a lower limit), and so is a maximum of them: the score never drops when things worsen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import attrs
+import numpy as np
+
+from argus.domain.alerts import AlertLevel
+from argus.domain.forecast import TARGETS, Forecast
+from argus.domain.metrics import FIELD_INDEX, STEP_SECONDS, MetricsWindow
+from argus.domain.profiles import Limits
+
+STEPS_30M = 30 * 60 // STEP_SECONDS
+STEPS_1H = 60 * 60 // STEP_SECONDS
+STEPS_8H = 8 * 60 * 60 // STEP_SECONDS
+_Z90 = 1.2815515655446004  # standard normal quantile of 0.9
+
+#: Limit attribute of each metric in Limits; close_wait is observed, never forecast.
+LIMIT_OF = {
+    "cpu_pct": "cpu_pct", "mem_pct": "mem_pct", "swap_pct": "swap_pct", "iowait_pct": "iowait_pct",
+    "disk_pct": "disk_pct", "load": "load", "close_wait": "close_wait",
+}
+METRIC_NAMES = {
+    "cpu_pct": "CPU", "mem_pct": "Memory", "swap_pct": "Swap usage", "iowait_pct": "I/O wait",
+    "disk_pct": "Disk usage", "load": "Load average", "close_wait": "CLOSE_WAIT connections",
+}
+INCIDENT_NAMES = {
+    "cpu_pct": "CPU saturation", "mem_pct": "Memory exhaustion", "swap_pct": "Swap exhaustion",
+    "iowait_pct": "I/O wait saturation", "disk_pct": "Disk full", "load": "Load overload",
+    "close_wait": "CLOSE_WAIT buildup",
+}
+NOW_PHRASES = {
+    "cpu_pct": "CPU saturated now", "mem_pct": "Memory exhausted now", "swap_pct": "Swap exhausted now",
+    "iowait_pct": "I/O wait saturated now", "disk_pct": "Disk full now", "load": "Load over its limit now",
+    "close_wait": "CLOSE_WAIT connections over their limit now",
+}
+
+
+def current_values(window: MetricsWindow) -> dict[str, float]:
+    """The latest observation of every risk metric (cpu_pct is 100 − idle)."""
+    row = window.values[-1]
+    return {
+        "cpu_pct": 100.0 - float(row[FIELD_INDEX["cpu_idle_pct"]]),
+        "mem_pct": float(row[FIELD_INDEX["mem_used_pct"]]),
+        "swap_pct": float(row[FIELD_INDEX["swap_used_pct"]]),
+        "iowait_pct": float(row[FIELD_INDEX["cpu_iowait_pct"]]),
+        "disk_pct": float(row[FIELD_INDEX["disk_usage_pct"]]),
+        "load": float(row[FIELD_INDEX["load_average"]]),
+        "close_wait": float(max(row[FIELD_INDEX["back_close_wait"]], row[FIELD_INDEX["front_close_wait"]])),
+    }
+
+
+def recent_means(window: MetricsWindow, steps: int = STEPS_1H) -> dict[str, float]:
+    """The mean of every risk metric over the last ``steps`` observations."""
+    tail = window.values[-steps:].astype(np.float64)
+    means = tail.mean(axis=0)
+    return {
+        "cpu_pct": 100.0 - float(means[FIELD_INDEX["cpu_idle_pct"]]),
+        "mem_pct": float(means[FIELD_INDEX["mem_used_pct"]]),
+        "swap_pct": float(means[FIELD_INDEX["swap_used_pct"]]),
+        "iowait_pct": float(means[FIELD_INDEX["cpu_iowait_pct"]]),
+        "disk_pct": float(means[FIELD_INDEX["disk_usage_pct"]]),
+        "load": float(means[FIELD_INDEX["load_average"]]),
+        "close_wait": float(max(means[FIELD_INDEX["back_close_wait"]], means[FIELD_INDEX["front_close_wait"]])),
+    }
+
+
+def exceedance_probability(p10: np.ndarray, p50: np.ndarray, p90: np.ndarray, limit: float) -> np.ndarray:
+    """P(value ≥ limit) per step, from a two-piece normal through the p10/p50/p90 forecast.
+
+    Exact at the three quantiles, monotone in the limit and in every quantile; a zero-width side
+    becomes a step function.
+    """
+    p10, p50, p90 = (np.asarray(a, dtype=np.float64) for a in (p10, p50, p90))
+    p90 = np.maximum(p90, p50)
+    p10 = np.minimum(p10, p50)
+    above = limit >= p50
+    sigma = np.where(above, (p90 - p50) / _Z90, (p50 - p10) / _Z90)
+    safe_sigma = np.where(sigma > 0, sigma, 1.0)
+    with np.errstate(over="ignore"):
+        z = np.where(sigma > 0, (limit - p50) / safe_sigma, np.where(limit > p50, np.inf, -np.inf))
+    return normal_sf(z)
+
+
+def normal_sf(z: np.ndarray) -> np.ndarray:
+    """P(Z ≥ z) for a standard normal Z (Abramowitz & Stegun 7.1.26, error < 1.5e-7), vectorised."""
+    z = np.asarray(z, dtype=np.float64)
+    x = np.abs(z) / math.sqrt(2.0)
+    t = 1.0 / (1.0 + 0.3275911 * np.where(np.isfinite(x), x, 0.0))
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    with np.errstate(over="ignore", invalid="ignore"):
+        erfc_abs = np.where(np.isfinite(x), poly * np.exp(-x * x), 0.0)  # erfc(|z|/sqrt 2)
+    return np.where(z >= 0, 0.5 * erfc_abs, 1.0 - 0.5 * erfc_abs)
+
+
+@attrs.frozen
+class MetricRisk:
+    """The risk of one metric of one server."""
+
+    metric: str
+    limit: float
+    current: float
+    score: float
+    over_now: bool
+    prob_30m: float
+    prob_8h: float
+    minutes_to_p50_crossing: float | None
+    minutes_to_p90_crossing: float | None
+    cause: str  # over_now | predicted | possible | approaching | elevated | none
+    forecast_peak: float | None = None  # highest median forecast over the horizon
+
+
+def score_metric(
+    metric: str,
+    limit: float,
+    current: float,
+    sustained: float,
+    forecast: Forecast | None,
+) -> MetricRisk:
+    """Score one metric from its limit, current and sustained values, and (if any) its forecast."""
+    over_now = current >= limit
+    parts = {"none": 0.0}
+    if over_now:
+        parts["over_now"] = 80.0 + 20.0 * _clip((current - limit) / max(0.1 * abs(limit), 1e-6))
+    prob_30m = prob_8h = 1.0 if over_now else 0.0
+    t50 = t90 = None
+    peak_p50 = -math.inf
+    if forecast is not None and metric in forecast.values:
+        p10, p50, p90 = (forecast.quantile(metric, q) for q in (0.1, 0.5, 0.9))
+        horizon = min(len(p50), STEPS_8H)
+        probs = exceedance_probability(p10[:horizon], p50[:horizon], p90[:horizon], limit)
+        if not over_now:
+            prob_30m = float(probs[:STEPS_30M].max(initial=0.0))
+            prob_8h = float(probs.max(initial=0.0))
+        t50 = _first_crossing_minutes(p50[:horizon], limit)
+        t90 = _first_crossing_minutes(p90[:horizon], limit)
+        peak_p50 = float(p50[:horizon].max(initial=-math.inf))
+        if t50 is not None:
+            certainty = _clip((max(prob_8h, 0.5) - 0.5) / 0.5)
+            if t50 <= 60:
+                parts["predicted"] = 80.0 + 12.0 * (1.0 - t50 / 60.0) + 8.0 * certainty
+            else:
+                parts["predicted"] = 60.0 + 12.0 * (1.0 - (t50 - 60.0) / 420.0) + 7.9 * certainty
+        parts["possible"] = _possible_score(prob_8h)
+    if limit > 0:
+        parts["elevated"] = _elevation_score(min(current, sustained) / limit)
+        parts["approaching"] = _elevation_score(peak_p50 / limit)
+    cause = max(parts, key=lambda k: (parts[k], _CAUSE_PRIORITY[k]))
+    return MetricRisk(
+        metric=metric, limit=limit, current=current, score=round(min(100.0, parts[cause]), 1),
+        over_now=over_now, prob_30m=prob_30m, prob_8h=prob_8h,
+        minutes_to_p50_crossing=t50, minutes_to_p90_crossing=t90, cause=cause if parts[cause] > 0 else "none",
+        forecast_peak=None if peak_p50 == -math.inf else peak_p50,
+    )
+
+
+def _possible_score(prob_8h: float) -> float:
+    """200·p up to p = 0.25 (degraded from a one-in-four chance), then slowly to 59.9: never a warning."""
+    return 200.0 * prob_8h if prob_8h <= 0.25 else min(59.9, 50.0 + 40.0 * (prob_8h - 0.25))
+
+
+def _elevation_score(share_of_limit: float) -> float:
+    """0 up to half the limit, rising to 55 (degraded) at 95% of it."""
+    return 55.0 * _clip((share_of_limit - 0.5) / 0.45)
+
+
+_CAUSE_PRIORITY = {"over_now": 5, "predicted": 4, "possible": 3, "elevated": 2, "approaching": 1, "none": 0}
+
+
+def _first_crossing_minutes(path: np.ndarray, limit: float) -> float | None:
+    hits = np.flatnonzero(path >= limit)
+    return None if len(hits) == 0 else float((hits[0] + 1) * STEP_SECONDS / 60)
+
+
+def _clip(x: float) -> float:
+    return 0.0 if x <= 0 else 1.0 if x >= 1 else float(x)
+
+
+@attrs.frozen
+class RiskAssessment:
+    """A server's risk on one tick: the score, its level, the metric that drives it and why."""
+
+    server_name: str
+    profile: str
+    score: float
+    level: AlertLevel
+    driver: MetricRisk | None
+    metrics: Mapping[str, MetricRisk]
+    prob_30m: float
+    prob_8h: float
+    anomaly: float  # band widths outside the earlier forecasts' p10–p90 band (0 = inside)
+    anomaly_metric: str | None
+    message: str
+    maintenance: bool = False
+
+    @property
+    def time_to_issue_minutes(self) -> float | None:
+        if self.driver is None or self.driver.over_now:
+            return None
+        return self.driver.minutes_to_p50_crossing
+
+
+#: Anomaly at or above this many band widths outside the predicted band makes a server degraded.
+ANOMALY_DEGRADED = 1.0
+
+
+def assess(
+    server_name: str,
+    profile: str,
+    limits: Limits,
+    current: Mapping[str, float],
+    sustained: Mapping[str, float],
+    forecast: Forecast | None,
+    anomaly: float = 0.0,
+    anomaly_metric: str | None = None,
+    maintenance: bool = False,
+) -> RiskAssessment:
+    """Score every limited metric and combine: the worst metric drives the server's score."""
+    risks: dict[str, MetricRisk] = {}
+    for metric, attribute in LIMIT_OF.items():
+        limit = getattr(limits, attribute)
+        if limit is None or metric not in current:
+            continue
+        metric_forecast = forecast if metric in TARGETS else None
+        risks[metric] = score_metric(metric, float(limit), current[metric], sustained.get(metric, current[metric]),
+                                     metric_forecast)
+    driver = max(risks.values(), key=lambda r: (r.score, _CAUSE_PRIORITY[r.cause]), default=None)
+    score = driver.score if driver else 0.0
+    anomaly_score = min(59.9, 50.0 + 5.0 * (anomaly - ANOMALY_DEGRADED)) if anomaly >= ANOMALY_DEGRADED else 0.0
+    anomalous = anomaly_score > score
+    score = max(score, anomaly_score)
+    prob_30m = 1.0 - math.prod(1.0 - r.prob_30m for r in risks.values())
+    prob_8h = 1.0 - math.prod(1.0 - r.prob_8h for r in risks.values())
+    level = AlertLevel.for_score(score)
+    return RiskAssessment(
+        server_name=server_name, profile=profile, score=round(score, 1), level=level,
+        driver=driver, metrics=risks, prob_30m=prob_30m, prob_8h=prob_8h,
+        anomaly=round(anomaly, 2), anomaly_metric=anomaly_metric,
+        message=_message(driver, level, anomalous, anomaly_metric), maintenance=maintenance,
+    )
+
+
+def _message(driver: MetricRisk | None, level: AlertLevel, anomalous: bool, anomaly_metric: str | None) -> str:
+    if anomalous and anomaly_metric:
+        return f"{METRIC_NAMES[anomaly_metric]} outside its predicted band"
+    if driver is None or level is AlertLevel.HEALTHY:
+        return "All metrics within limits"
+    name = METRIC_NAMES[driver.metric]
+    if driver.cause == "over_now":
+        return f"{NOW_PHRASES[driver.metric]} ({_fmt(driver.current, driver.metric)} ≥ {_fmt(driver.limit, driver.metric)})"
+    if driver.cause == "predicted" and driver.minutes_to_p50_crossing is not None:
+        return f"{INCIDENT_NAMES[driver.metric]} predicted in {format_duration(driver.minutes_to_p50_crossing)}"
+    if driver.cause == "possible":
+        when = driver.minutes_to_p90_crossing
+        in_when = f" in {format_duration(when)}" if when is not None else " within 8 hours"
+        return f"{INCIDENT_NAMES[driver.metric]} possible{in_when} ({round(100 * driver.prob_8h)}% chance)"
+    if driver.cause == "approaching" and driver.forecast_peak is not None:
+        peak, limit = _fmt(driver.forecast_peak, driver.metric), _fmt(driver.limit, driver.metric)
+        return f"{name} expected to reach {peak} (limit {limit})"
+    return f"{name} elevated at {_fmt(driver.current, driver.metric)} (limit {_fmt(driver.limit, driver.metric)})"
+
+
+def _fmt(value: float, metric: str) -> str:
+    return f"{value:.1f}".rstrip("0").rstrip(".") + ("%" if metric.endswith("_pct") else "")
+
+
+def format_duration(minutes: float) -> str:
+    """``45 minutes``, ``1 hour``, ``2 hours 15 minutes``."""
+    total = int(round(minutes))
+    hours, rest = divmod(total, 60)
+    parts = []
+    if hours:
+        parts.append(f"{hours} hour{'s' if hours != 1 else ''}")
+    if rest or not hours:
+        parts.append(f"{rest} minute{'s' if rest != 1 else ''}")
+    return " ".join(parts)
+
+
+@attrs.frozen
+class FleetSummary:
+    """Counts per level, fleet health and the probabilities of an incident somewhere in the fleet."""
+
+    total_servers: int
+    critical: int
+    warning: int
+    degraded: int
+    healthy: int
+    fleet_health: float
+    prob_30m: float
+    prob_8h: float
+
+
+def summarize(assessments: Sequence[RiskAssessment]) -> FleetSummary:
+    """``fleet_health`` = 100 − mean risk score; probabilities assume servers fail independently."""
+    counts = {level: 0 for level in AlertLevel}
+    for assessment in assessments:
+        counts[assessment.level] += 1
+    n = len(assessments)
+    health = 100.0 - (sum(a.score for a in assessments) / n if n else 0.0)
+    return FleetSummary(
+        total_servers=n,
+        critical=counts[AlertLevel.CRITICAL],
+        warning=counts[AlertLevel.WARNING],
+        degraded=counts[AlertLevel.DEGRADED],
+        healthy=counts[AlertLevel.HEALTHY],
+        fleet_health=round(health, 1),
+        prob_30m=round(1.0 - math.prod(1.0 - a.prob_30m for a in assessments), 4),
+        prob_8h=round(1.0 - math.prod(1.0 - a.prob_8h for a in assessments), 4),
+    )

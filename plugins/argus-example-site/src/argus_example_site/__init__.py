@@ -1,0 +1,1 @@
+"""An example Argus site plugin: one server profile and one alert sink."""

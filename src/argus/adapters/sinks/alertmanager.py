@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
-from argus.adapters.sinks.wire import concerns, iso_utc, post_json, setting_float, setting_level
+from argus.adapters.sinks.wire import concerns, iso_utc, post_json, setting_float, setting_level, setting_url
 from argus.domain.alerts import ActiveAlert, AlertEvent, AlertLevel, EventType
 
 ALERT_NAME = "ArgusRisk"
@@ -62,7 +62,7 @@ class AlertmanagerSink:
     def from_settings(cls, values: Mapping[str, str]) -> AlertmanagerSink:
         """Build from the ``alertmanager`` section: url, timeout_s, retries, backoff_s, min_level."""
         return cls(
-            values["url"],
+            setting_url("alertmanager", values),
             timeout_s=setting_float("alertmanager", values, "timeout_s", 5.0, minimum=0.001),
             retries=int(setting_float("alertmanager", values, "retries", 2)),
             backoff_s=setting_float("alertmanager", values, "backoff_s", 1.0),

@@ -7,7 +7,15 @@ import hmac
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from argus.adapters.sinks.wire import concerns, event_body, event_id, post_json, setting_float, setting_level
+from argus.adapters.sinks.wire import (
+    concerns,
+    event_body,
+    event_id,
+    post_json,
+    setting_float,
+    setting_level,
+    setting_url,
+)
 from argus.domain.alerts import ActiveAlert, AlertEvent, AlertLevel
 
 SIGNATURE_HEADER = "X-Argus-Signature"  # "sha256=<hex HMAC-SHA256 of the raw body>"
@@ -42,7 +50,7 @@ class WebhookAlertSink:
     def from_settings(cls, values: Mapping[str, str]) -> WebhookAlertSink:
         """Build from the ``webhook`` section: url, secret, timeout_s, retries, backoff_s, min_level."""
         return cls(
-            values["url"],
+            setting_url("webhook", values),
             secret=values.get("secret"),
             timeout_s=setting_float("webhook", values, "timeout_s", 5.0, minimum=0.001),
             retries=int(setting_float("webhook", values, "retries", 3)),

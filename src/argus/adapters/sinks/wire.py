@@ -8,6 +8,7 @@ import json
 import logging
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -97,6 +98,14 @@ def post_json(
             failure = f"failed: {getattr(ex, 'reason', ex)}"
         log.debug("POST %s %s (attempt %d of %d)", url, failure, attempt + 1, retries + 1)
     raise DeliveryError(f"POST {url} {failure} after {retries + 1} attempt(s)")
+
+
+def setting_url(section: str, values: Mapping[str, str]) -> str:
+    """Read the ``url`` of a sink's settings section; only http and https are accepted."""
+    url = values["url"]
+    if urllib.parse.urlsplit(url).scheme not in {"http", "https"}:
+        raise ConfigurationError(f"ARGUS_SINK_{section.upper()}_URL must be an http(s) URL, got {url!r}")
+    return url
 
 
 def setting_float(section: str, values: Mapping[str, str], key: str, default: float, minimum: float = 0.0) -> float:

@@ -118,19 +118,15 @@ def test_a_failing_sink_is_logged_and_counted_and_keeps_its_lane(dispatchers, ca
     assert "'failing'" in caplog.records[0].getMessage() and "receiver down" in caplog.records[0].getMessage()
 
 
-def test_resend_is_queued_at_most_once_per_interval_unless_forced(dispatchers):
-    now = [100.0]
-    sink = RecordingSink()
-    dispatcher = dispatchers(sink, resend_interval_s=60.0, clock=lambda: now[0])
-    assert dispatcher.resend([active()]) is True
-    now[0] += 30
-    assert dispatcher.resend([active()]) is False
-    assert dispatcher.resend([active("ppml0001")], force=True) is True
-    now[0] += 60
-    assert dispatcher.resend([]) is True
+def test_resend_queues_the_active_alerts_for_every_sink_in_order_with_events(dispatchers):
+    first, second = RecordingSink("a"), RecordingSink("b")
+    dispatcher = dispatchers(first, second)
+    dispatcher.dispatch([event(0)])
+    dispatcher.resend([active(), active("ppml0001")])
+    dispatcher.resend([])  # nothing active any more: still delivered, so sinks can end what they fired
     assert dispatcher.flush(timeout_s=5)
-    assert sink.resends == [(active(),), (active("ppml0001"),), ()]
-    assert dispatcher.stats()["recording"]["resent"] == 3
+    assert first.resends == second.resends == [(active(), active("ppml0001")), ()]
+    assert dispatcher.stats()["a"]["resent"] == 2 and dispatcher.stats()["a"]["sent"] == 1
 
 
 def test_close_delivers_what_is_queued_then_ignores_new_alerts(dispatchers):

@@ -7,7 +7,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from argus.domain.alerts import ActiveAlert, AlertEvent
@@ -15,7 +15,6 @@ from argus.domain.alerts import ActiveAlert, AlertEvent
 log = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_SIZE = 1000
-DEFAULT_RESEND_INTERVAL_S = 60.0  # under Alertmanager's default resolve_timeout (5 minutes)
 
 
 class _Sink(Protocol):
@@ -100,16 +99,7 @@ class AlertDispatcher:
     logged and counted as ``failed``; nothing is retried here (sinks retry on their own).
     """
 
-    def __init__(
-        self,
-        sinks: Iterable[_Sink],
-        queue_size: int = DEFAULT_QUEUE_SIZE,
-        resend_interval_s: float = DEFAULT_RESEND_INTERVAL_S,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.resend_interval_s = resend_interval_s
-        self.clock = clock
-        self._last_resend: float | None = None
+    def __init__(self, sinks: Iterable[_Sink], queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
         self._closed = False
         self._lanes = [_Lane(sink, queue_size) for sink in sinks]
 
@@ -122,18 +112,12 @@ class AlertDispatcher:
         for event in events:
             self._offer(("send", event))
 
-    def resend(self, active: Sequence[ActiveAlert], force: bool = False) -> bool:
-        """Queue the active alerts for every sink, at most once per ``resend_interval_s`` unless ``force``.
+    def resend(self, active: Sequence[ActiveAlert]) -> None:
+        """Queue every active alert (even none: sinks end what is no longer active) for every sink; returns at once.
 
-        Call it on every tick with all active alerts; returns whether a re-send was queued.
+        The caller sets the cadence: about once a minute keeps Alertmanager alerts firing.
         """
-        now = self.clock()
-        due = self._last_resend is None or now - self._last_resend >= self.resend_interval_s
-        if not (due or force):
-            return False
-        self._last_resend = now
         self._offer(("resend", tuple(active)))
-        return True
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Return per-sink counters: sent, resent, failed, dropped, and queued (waiting now)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 
-from argus.domain.dispatch import DEFAULT_QUEUE_SIZE, DEFAULT_RESEND_INTERVAL_S, AlertDispatcher
+from argus.domain.dispatch import DEFAULT_QUEUE_SIZE, AlertDispatcher
 from argus.plugins.host import PluginHost
 
 log = logging.getLogger(__name__)
@@ -15,12 +15,11 @@ def build_dispatcher(
     sink_settings: Mapping[str, Mapping[str, str]],
     plugin_host: PluginHost,
     queue_size: int = DEFAULT_QUEUE_SIZE,
-    resend_interval_s: float = DEFAULT_RESEND_INTERVAL_S,
 ) -> AlertDispatcher:
     """Collect the sinks that ``sink_settings`` turn on and start one dispatcher lane per sink."""
     sinks = plugin_host.alert_sinks(sink_settings)
     log.info("alert sinks: %s", ", ".join(sink.name for sink in sinks) or "none")
-    return AlertDispatcher(sinks, queue_size=queue_size, resend_interval_s=resend_interval_s)
+    return AlertDispatcher(sinks, queue_size=queue_size)
 
 
 def open_dispatcher(

@@ -29,7 +29,7 @@ class AlertSink(Protocol):
     def resend(self, active: Sequence[ActiveAlert]) -> None:
         """Re-deliver the alerts active now, for receivers that expire alerts not re-sent.
 
-        Called periodically (every ``resend_interval_s`` of the dispatcher) with every active
-        alert. Sinks that deliver each transition once just return. Raise on failure.
+        Called periodically by the engine (about once a minute) with every active alert, possibly
+        none. Sinks that deliver each transition once just return. Raise on failure.
         """
         ...

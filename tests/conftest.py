@@ -20,9 +20,9 @@ REDIS_URL = os.environ.get("ARGUS_TEST_REDIS_URL")
 
 def _reset_postgres(url: str) -> None:
     engine = create_db_engine(url)
-    with engine.begin() as connection:
-        for table in ("published", "servers", "records", "ingest_batches", "alembic_version"):
-            connection.execute(sa.text(f"DROP TABLE IF EXISTS {table} CASCADE"))
+    existing = sa.MetaData()
+    existing.reflect(engine)
+    existing.drop_all(engine)
     engine.dispose()
 
 
@@ -88,3 +88,13 @@ def make_client():
     yield make
     for container in made:
         container.shutdown_resources()
+
+
+@pytest.fixture(scope="session")
+def engine_model_dir(tmp_path_factory):
+    """A model directory with the tiny TFT (real training code, tiny sizes) marked CURRENT; read-only."""
+    from tests.model.conftest import build_tiny_model
+
+    model_dir = tmp_path_factory.mktemp("engine-models")
+    build_tiny_model(model_dir)
+    return model_dir

@@ -47,6 +47,8 @@ class InMemoryMetricsStore:
         self.batches: list[tuple[int, float]] = []
         self.published: dict[str, PublishedItem] = {}
         self.hidden_batches: set[int] = set()  # simulate not-yet-committed ids in tests
+        self.ticks: list = []
+        self.active: list = []
 
     def write_batch(self, records: Sequence[Record], request_id: str | None = None) -> BatchReceipt:
         batch_id = len(self.batches) + 1
@@ -95,6 +97,18 @@ class InMemoryMetricsStore:
 
     def read_published(self, key: str) -> PublishedItem | None:
         return self.published.get(key)
+
+    def published_version(self, key: str) -> float | None:
+        item = self.published.get(key)
+        return None if item is None else item.updated_at
+
+    def record_tick(self, result, published: dict[str, str]) -> None:
+        self.ticks.append(result)
+        self.active = list(result.active)
+        self.publish(published)
+
+    def active_alerts(self):
+        return list(self.active)
 
 
 def ramp(start: float, stop: float, steps: int = 96) -> np.ndarray:
@@ -147,3 +161,18 @@ class FixedForecaster:
             paths = self.paths_by_server.get(window.server_name, {})
             out[window.server_name] = make_forecast(window.server_name, window.last_epoch_s, **paths)
         return out
+
+
+class RecordingAlertSink:
+    """An AlertSink that keeps what it was sent (``events``) and re-sent (``resends``)."""
+
+    def __init__(self, name: str = "recording") -> None:
+        self.name = name
+        self.events: list = []
+        self.resends: list = []
+
+    def send(self, event) -> None:
+        self.events.append(event)
+
+    def resend(self, active) -> None:
+        self.resends.append(list(active))

@@ -166,8 +166,11 @@ def score_metric(
         parts["elevated"] = _elevation_score(min(current, sustained) / limit)
         parts["approaching"] = _elevation_score(peak_p50 / limit)
     cause = max(parts, key=lambda k: (parts[k], _CAUSE_PRIORITY[k]))
+    score = parts[cause]
+    if over_now:
+        cause = "over_now"  # the message says what is true now, whatever scored highest
     return MetricRisk(
-        metric=metric, limit=limit, current=current, score=round(min(100.0, parts[cause]), 1),
+        metric=metric, limit=limit, current=current, score=round(min(100.0, score), 1),
         over_now=over_now, prob_30m=prob_30m, prob_8h=prob_8h,
         minutes_to_p50_crossing=t50, minutes_to_p90_crossing=t90, cause=cause if parts[cause] > 0 else "none",
         forecast_peak=None if peak_p50 == -math.inf else peak_p50,

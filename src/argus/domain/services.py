@@ -12,7 +12,8 @@ import attrs
 
 from argus.domain.ingestion import WARMUP_MIN_RECORDS
 from argus.domain.metrics import FleetWindows, MetricsWindow
-from argus.ports.storage import EngineFeed, PublishedResults
+from argus.domain.ticks import Predictor, TickResult
+from argus.ports.storage import EngineFeed, PublishedResults, TickLog
 
 log = logging.getLogger(__name__)
 
@@ -113,37 +114,92 @@ class EngineStatus:
 
 
 class Engine:
-    """The engine's loop body: follow ingestion, publish status (later: forecast, score, alert)."""
+    """The engine's loop body: follow ingestion, tick the model over the fleet, publish and record."""
 
     def __init__(
         self,
         keeper: WindowKeeper,
         published: PublishedResults,
         status: EngineStatus,
+        predictor: Predictor | None = None,
+        tick_log: TickLog | None = None,
+        render: Callable[[TickResult], dict[str, str]] | None = None,
+        dispatcher=None,
         min_history_steps: int = 12,
+        min_tick_interval_s: float = 2.0,
         heartbeat_s: float = 2.0,
+        resend_every_s: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.keeper = keeper
         self.published = published
         self.status = status
-        self.min_history_steps = min_history_steps
+        self.predictor = predictor
+        self.tick_log = tick_log
+        self.render = render
+        self.dispatcher = dispatcher
+        self.min_history_steps = predictor.forecaster.min_history_steps if predictor else min_history_steps
+        self.min_tick_interval_s = min_tick_interval_s
         self.heartbeat_s = heartbeat_s
+        self.resend_every_s = resend_every_s
         self.clock = clock
         self._last_publish = -float("inf")
+        self._last_tick = -float("inf")
+        self._last_resend = -float("inf")
+        self._pending = False
+        self.last_result: TickResult | None = None
 
     def start(self) -> None:
         loaded = self.keeper.rebuild()
         log.info("engine rebuilt %d windows holding %d records", len(self.keeper.windows), loaded)
+        if self.predictor is not None and self.tick_log is not None:
+            self.predictor.tracker.restore(self.tick_log.active_alerts())
+        self._pending = self.predictor is not None
         self.publish_status()
 
     def step(self) -> int:
-        """Apply new records and publish status when something changed or the heartbeat is due."""
+        """Apply new records; tick when new data arrived (coalesced); publish status on a heartbeat."""
         placed = self.keeper.poll()
-        if placed or self.clock() - self._last_publish >= self.heartbeat_s:
+        self._pending = self._pending or (placed > 0 and self.predictor is not None)
+        if self._pending and self.clock() - self._last_tick >= self.min_tick_interval_s:
+            self.tick()
+        elif placed or self.clock() - self._last_publish >= self.heartbeat_s:
             self.publish_status()
+        self._maybe_resend()
         return placed
+
+    def tick(self) -> TickResult | None:
+        """Run one inference tick now, record and publish it in one transaction, then notify sinks."""
+        if self.predictor is None:
+            return None
+        self._pending = False
+        self._last_tick = self.clock()
+        at = datetime.fromtimestamp(self._last_tick, tz=UTC)
+        result = self.predictor.tick(self.keeper.windows, at)
+        self.status.last_prediction = at
+        bodies = dict(self.render(result)) if self.render else {}
+        bodies["status"] = self.status.render(self.keeper.windows, self.min_history_steps)
+        if self.tick_log is not None:
+            self.tick_log.record_tick(result, bodies)
+        else:
+            self.published.publish(bodies)
+        self._last_publish = self.clock()
+        if self.dispatcher is not None and result.events:
+            self.dispatcher.dispatch(result.events)
+        self.last_result = result
+        log.info("tick: %d servers in %.2fs (%d warming up), %d alert events, model %s",
+                 len(result.assessments), result.duration_s, result.servers_warming_up, len(result.events),
+                 result.model_name)
+        return result
 
     def publish_status(self) -> None:
         self.published.publish({"status": self.status.render(self.keeper.windows, self.min_history_steps)})
         self._last_publish = self.clock()
+
+    def _maybe_resend(self) -> None:
+        if self.dispatcher is None or self.predictor is None:
+            return
+        if self.clock() - self._last_resend >= self.resend_every_s:
+            self._last_resend = self.clock()
+            # Also when empty: sinks such as Alertmanager end what is no longer active.
+            self.dispatcher.resend(self.predictor.tracker.active())

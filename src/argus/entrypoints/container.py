@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 
@@ -10,12 +11,17 @@ from dependency_injector import containers, providers
 
 from argus.adapters.http.app import build_app
 from argus.adapters.http.ratelimit import RateLimiter
+from argus.adapters.http.snapshots import render_tick
 from argus.adapters.sql.database import LeaderLock, create_db_engine, migrate
 from argus.adapters.sql.store import SqlMetricsStore
+from argus.adapters.tft.registry import DirectoryModelRegistry
+from argus.domain.profiles import ProfileResolver
 from argus.domain.services import Engine, EngineStatus, WindowKeeper
+from argus.domain.ticks import Predictor
 from argus.entrypoints.keys import require_api_key
 from argus.entrypoints.settings import Settings
 from argus.plugins.host import PluginHost
+from argus.plugins.sinks import open_dispatcher
 
 
 def open_engine(url: str, run_migrations: bool = True) -> Iterator[sa.Engine]:
@@ -27,6 +33,34 @@ def open_engine(url: str, run_migrations: bool = True) -> Iterator[sa.Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+log = logging.getLogger("argus.engine")
+
+
+def load_forecaster(registry: DirectoryModelRegistry, device: str, threads: int):
+    """Load the CURRENT model for the engine; None (and a clear log line) when there is none or it is broken."""
+    from argus.adapters.tft.forecaster import TftForecaster
+
+    try:
+        forecaster = TftForecaster.load(registry, device=device, threads=threads)
+    except Exception as ex:  # noqa: BLE001 - the engine keeps following ingestion without a model
+        log.error("no forecasting model loaded from %s: %s", registry.root, ex)
+        return None
+    log.info("loaded model %s on %s", forecaster.name, forecaster.device)
+    return forecaster
+
+
+def make_predictor(forecaster, profiles: ProfileResolver) -> Predictor | None:
+    return None if forecaster is None else Predictor(forecaster, profiles)
+
+
+def make_engine_status(settings: Settings, forecaster) -> EngineStatus:
+    model_path = None
+    if forecaster is not None:
+        model_path = f"{settings.model_dir.name}/{forecaster.name}"
+    return EngineStatus(started_at=time.time(), rolling_window_size=settings.rolling_window_size,
+                        model_loaded=forecaster is not None, model_path=model_path)
 
 
 class Container(containers.DeclarativeContainer):
@@ -57,10 +91,26 @@ class Container(containers.DeclarativeContainer):
         storage_errors=providers.Object((sa.exc.OperationalError, sa.exc.InterfaceError)),
     )
 
+    # The engine process only: the model is loaded here, never in a web worker or the gunicorn master.
+    registry = providers.Singleton(DirectoryModelRegistry, root=settings.provided.model_dir)
+    forecaster = providers.Singleton(
+        load_forecaster, registry=registry, device=settings.provided.device, threads=settings.provided.torch_threads
+    )
+    predictor = providers.Singleton(make_predictor, forecaster=forecaster, profiles=profiles)
+    alert_dispatcher = providers.Resource(
+        open_dispatcher, sink_settings=settings.provided.sink_settings, plugin_host=plugins
+    )
     leader_lock = providers.Singleton(LeaderLock, engine=db_engine)
     window_keeper = providers.Factory(WindowKeeper, feed=store, capacity=settings.provided.rolling_window_size)
-    engine_status = providers.Factory(
-        EngineStatus, started_at=providers.Callable(time.time),
-        rolling_window_size=settings.provided.rolling_window_size,
+    engine_status = providers.Factory(make_engine_status, settings=settings, forecaster=forecaster)
+    engine = providers.Factory(
+        Engine,
+        keeper=window_keeper,
+        published=store,
+        status=engine_status,
+        predictor=predictor,
+        tick_log=store,
+        render=providers.Object(render_tick),
+        dispatcher=alert_dispatcher,
+        min_tick_interval_s=settings.provided.tick_interval_s,
     )
-    engine = providers.Factory(Engine, keeper=window_keeper, published=store, status=engine_status)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
+from argus.domain.alerts import ActiveAlert
 from argus.domain.ingestion import BatchReceipt, PublishedItem, ServerHistory
 from argus.domain.metrics import Record
+from argus.domain.ticks import TickResult
 
 
 class MetricsStore(Protocol):
@@ -52,3 +54,17 @@ class PublishedResults(Protocol):
 
     def read_published(self, key: str) -> PublishedItem | None:
         """Return the latest body for ``key``, or None if never published."""
+
+    def published_version(self, key: str) -> float | None:
+        """Return when ``key`` was last published, or None (cheap; lets readers cache bodies)."""
+
+
+class TickLog(Protocol):
+    """Where each tick's outputs go, atomically: published bodies, alert events, active alerts, snapshots."""
+
+    def record_tick(self, result: TickResult, published: dict[str, str]) -> None:
+        """Store the tick's events, active alerts, fleet snapshot and per-server risk, and publish
+        ``published`` (key -> JSON body), all in one transaction."""
+
+    def active_alerts(self) -> list[ActiveAlert]:
+        """Return the open alerts as last recorded (to resume after a restart)."""

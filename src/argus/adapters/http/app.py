@@ -16,7 +16,15 @@ import orjson
 
 from argus.adapters.http import errors
 from argus.adapters.http.ratelimit import RateLimiter
-from argus.adapters.http.resources import EngineView, FeedResource, HealthResource, StatusResource
+from argus.adapters.http.resources import (
+    AlertsResource,
+    EngineView,
+    FeedResource,
+    HealthResource,
+    PredictionsResource,
+    PublishedBodies,
+    StatusResource,
+)
 from argus.ports.storage import MetricsStore, PublishedResults
 
 log = logging.getLogger("argus.http")
@@ -114,4 +122,7 @@ def build_app(
         FeedResource(store, max_body_bytes=max_body_bytes, max_records=max_records_per_request,
                      rolling_window_size=rolling_window_size),
     )
+    bodies = PublishedBodies(published)
+    app.add_route("/predictions/current", PredictionsResource(bodies, store, engine))
+    app.add_route("/alerts/active", AlertsResource(bodies))
     return app

@@ -8,7 +8,10 @@ from typing import Any
 import falcon
 import orjson
 
+import threading
+
 from argus.adapters.http.schemas import parse_feed
+from argus.domain.errors import ModelNotLoadedError
 from argus.domain.ingestion import WARMUP_MIN_RECORDS, WarmupState
 from argus.ports.storage import MetricsStore, PublishedResults
 
@@ -129,3 +132,71 @@ class FeedResource:
                 "warmup_complete": False,
                 "progress": warmup.progress,
             }
+
+
+class PublishedBodies:
+    """Serves engine-published JSON bodies, re-reading a body only when its version changed."""
+
+    def __init__(self, published: PublishedResults) -> None:
+        self._published = published
+        self._cache: dict[str, tuple[float, bytes]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> tuple[bytes, float] | None:
+        """Return (body bytes, published_at) or None when the engine never published ``key``."""
+        version = self._published.published_version(key)
+        if version is None:
+            return None
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1], version
+        item = self._published.read_published(key)
+        if item is None:
+            return None
+        body = item.body.encode()
+        with self._lock:
+            self._cache[key] = (item.updated_at, body)
+        return body, item.updated_at
+
+
+def _serve(resp: falcon.Response, body: bytes, published_at: float) -> None:
+    resp.data = body
+    resp.content_type = falcon.MEDIA_JSON
+    resp.set_header("X-Snapshot-Age-Seconds", str(max(0, int(time.time() - published_at))))
+
+
+class PredictionsResource:
+    """GET /predictions/current: the latest tick's snapshot, pre-rendered by the engine."""
+
+    rate_limit_group = "predictions"
+
+    def __init__(self, bodies: PublishedBodies, store: MetricsStore, engine: EngineView) -> None:
+        self._bodies, self._store, self._engine = bodies, store, engine
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        found = self._bodies.get("predictions")
+        if found is not None:
+            _serve(resp, *found)
+            return
+        status, _, _ = self._engine.read()
+        if status is not None and not status.get("model_loaded"):
+            raise ModelNotLoadedError()
+        have = self._store.count_records(WARMUP_MIN_RECORDS)
+        resp.media = {"error": "insufficient_data", "message": f"Need at least {WARMUP_MIN_RECORDS} records, have {have}",
+                      "predictions": {}}
+
+
+class AlertsResource:
+    """GET /alerts/active: the open alerts as of the latest tick."""
+
+    rate_limit_group = "alerts"
+
+    def __init__(self, bodies: PublishedBodies) -> None:
+        self._bodies = bodies
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        found = self._bodies.get("alerts")
+        if found is not None:
+            _serve(resp, *found)
+            return
+        resp.media = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()), "count": 0, "alerts": []}

@@ -10,8 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from argus.adapters.sql import tables as t
+from argus.domain.alerts import ActiveAlert, AlertLevel, EventType
 from argus.domain.ingestion import BatchReceipt, PublishedItem, ServerHistory
-from argus.domain.metrics import METRIC_FIELDS, STATUS_CODE, STATUS_VALUES, Record, utc_from_epoch
+from argus.domain.metrics import INTEGER_FIELDS, METRIC_FIELDS, STATUS_CODE, STATUS_VALUES, Record, utc_from_epoch
+from argus.domain.ticks import TickResult
 
 _RECORD_COLUMNS = ("server_name", "ts", "status", *METRIC_FIELDS, "batch_id")
 
@@ -34,7 +36,9 @@ class SqlMetricsStore:
         rows = []
         for record in records:
             ts = record.epoch_s
-            row = dict(zip(METRIC_FIELDS, record.values, strict=True))
+            # Plain Python numbers: numpy scalars would be stored as blobs by some drivers.
+            row = {name: (int(v) if name in INTEGER_FIELDS else float(v))
+                   for name, v in zip(METRIC_FIELDS, record.values, strict=True)}
             row.update(server_name=record.server_name, ts=ts, status=record.status)
             rows.append(row)
             if ts > last_ts.get(record.server_name, -(2**62)):
@@ -126,6 +130,12 @@ class SqlMetricsStore:
 
     def publish(self, items: dict[str, str]) -> None:
         """Replace the published bodies named in ``items`` (key -> JSON text) in one transaction."""
+        with self.engine.begin() as connection:
+            self._publish_in(connection, items)
+
+    def _publish_in(self, connection: sa.Connection, items: dict[str, str]) -> None:
+        if not items:
+            return
         now = time.time()
         rows = [{"key": key, "body": body, "updated_at": now} for key, body in items.items()]
         insert = self._insert(t.published)
@@ -133,14 +143,65 @@ class SqlMetricsStore:
             index_elements=[t.published.c.key],
             set_={"body": insert.excluded.body, "updated_at": insert.excluded.updated_at},
         )
-        with self.engine.begin() as connection:
-            connection.execute(statement, rows)
+        connection.execute(statement, rows)
+
+    def published_version(self, key: str) -> float | None:
+        """Return when ``key`` was last published (cheap: lets workers cache bodies)."""
+        query = sa.select(t.published.c.updated_at).where(t.published.c.key == key)
+        with self.engine.connect() as connection:
+            value = connection.execute(query).scalar()
+        return None if value is None else float(value)
 
     def read_published(self, key: str) -> PublishedItem | None:
         query = sa.select(t.published.c.body, t.published.c.updated_at).where(t.published.c.key == key)
         with self.engine.connect() as connection:
             row = connection.execute(query).first()
         return None if row is None else PublishedItem(key=key, body=row[0], updated_at=float(row[1]))
+
+    # -- ticks -------------------------------------------------------------------------------
+
+    def record_tick(self, result: TickResult, published: dict[str, str]) -> None:
+        """Write one tick's events, active alerts, snapshot, per-server risk and bodies atomically."""
+        at = result.at.timestamp()
+        with self.engine.begin() as connection:
+            if result.events:
+                connection.execute(t.alert_events.insert(), [_event_row(e) for e in result.events])
+                for event in result.events:
+                    if event.event_type is EventType.RESOLVED:
+                        connection.execute(
+                            t.alert_events.update()
+                            .where(t.alert_events.c.server_name == event.server_name)
+                            .where(t.alert_events.c.raised_at == event.raised_at.timestamp())
+                            .values(resolved_at=event.at.timestamp())
+                        )
+            connection.execute(t.active_alerts.delete())
+            if result.active:
+                connection.execute(t.active_alerts.insert(), [_active_row(a) for a in result.active])
+            summary = result.summary
+            connection.execute(t.fleet_snapshots.insert(), {
+                "at": at, "total_servers": summary.total_servers, "critical_count": summary.critical,
+                "warning_count": summary.warning, "degraded_count": summary.degraded,
+                "healthy_count": summary.healthy, "fleet_health": summary.fleet_health,
+                "prob_30m": summary.prob_30m, "prob_8h": summary.prob_8h,
+            })
+            if result.assessments:
+                connection.execute(t.server_risk.insert(), [
+                    {"server_name": a.server_name, "at": at, "risk_score": a.score, "level": a.level.value}
+                    for a in result.assessments
+                ])
+            self._publish_in(connection, published)
+
+    def active_alerts(self) -> list[ActiveAlert]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(t.active_alerts)).mappings().all()
+        return [
+            ActiveAlert(
+                server_name=r["server_name"], level=AlertLevel(r["level"]), risk_score=r["risk_score"],
+                profile=r["profile"], message=r["message"], raised_at=utc_from_epoch(r["raised_at"]),
+                time_to_issue_minutes=r["time_to_issue_minutes"], metric=r["metric"],
+            )
+            for r in rows
+        ]
 
     # -- statements --------------------------------------------------------------------------
 
@@ -170,3 +231,22 @@ def _record_from_row(row) -> Record:
         status=row[2] if row[2] in STATUS_VALUES else "healthy",
         values=tuple(float(v) for v in row[3 : 3 + len(METRIC_FIELDS)]),
     )
+
+
+def _event_row(event) -> dict:
+    return {
+        "at": event.at.timestamp(), "server_name": event.server_name, "event_type": event.event_type.value,
+        "previous_level": event.previous_level.value, "new_level": event.new_level.value,
+        "risk_score": event.risk_score, "message": event.message, "profile": event.profile,
+        "metric": event.metric, "raised_at": event.raised_at.timestamp(),
+        "time_to_issue_minutes": event.time_to_issue_minutes,
+        "resolved_at": event.at.timestamp() if event.event_type is EventType.RESOLVED else None,
+    }
+
+
+def _active_row(alert: ActiveAlert) -> dict:
+    return {
+        "server_name": alert.server_name, "level": alert.level.value, "risk_score": alert.risk_score,
+        "profile": alert.profile, "message": alert.message, "metric": alert.metric,
+        "raised_at": alert.raised_at.timestamp(), "time_to_issue_minutes": alert.time_to_issue_minutes,
+    }

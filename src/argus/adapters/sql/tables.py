@@ -55,3 +55,66 @@ published = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
+
+#: Every alert transition (raised, escalated, de-escalated, resolved), written on the tick.
+alert_events = sa.Table(
+    "alert_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("server_name", sa.String(128), nullable=False),
+    sa.Column("event_type", sa.String(16), nullable=False),
+    sa.Column("previous_level", sa.String(16), nullable=False),
+    sa.Column("new_level", sa.String(16), nullable=False),
+    sa.Column("risk_score", sa.Float, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("profile", sa.String(64), nullable=False),
+    sa.Column("metric", sa.String(32), nullable=True),
+    sa.Column("raised_at", sa.Float, nullable=False),
+    sa.Column("time_to_issue_minutes", sa.Float, nullable=True),
+    sa.Column("resolved_at", sa.Float, nullable=True),
+    sa.Index("ix_alert_events_at", "at"),
+    sa.Index("ix_alert_events_server_at", "server_name", "at"),
+)
+
+#: The open alerts, so a restarted engine resumes them instead of raising them again.
+active_alerts = sa.Table(
+    "active_alerts",
+    metadata,
+    sa.Column("server_name", sa.String(128), primary_key=True),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("risk_score", sa.Float, nullable=False),
+    sa.Column("profile", sa.String(64), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("metric", sa.String(32), nullable=True),
+    sa.Column("raised_at", sa.Float, nullable=False),
+    sa.Column("time_to_issue_minutes", sa.Float, nullable=True),
+)
+
+#: One row per tick: the fleet's health.
+fleet_snapshots = sa.Table(
+    "fleet_snapshots",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("total_servers", sa.Integer, nullable=False),
+    sa.Column("critical_count", sa.Integer, nullable=False),
+    sa.Column("warning_count", sa.Integer, nullable=False),
+    sa.Column("degraded_count", sa.Integer, nullable=False),
+    sa.Column("healthy_count", sa.Integer, nullable=False),
+    sa.Column("fleet_health", sa.Float, nullable=False),
+    sa.Column("prob_30m", sa.Float, nullable=False),
+    sa.Column("prob_8h", sa.Float, nullable=False),
+    sa.Index("ix_fleet_snapshots_at", "at"),
+)
+
+#: Each server's risk on each tick (server history).
+server_risk = sa.Table(
+    "server_risk",
+    metadata,
+    sa.Column("server_name", sa.String(128), primary_key=True),
+    sa.Column("at", sa.Float, primary_key=True),
+    sa.Column("risk_score", sa.Float, nullable=False),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Index("ix_server_risk_at", "at"),
+)

@@ -1,0 +1,168 @@
+"""Render a tick into the pre-built JSON bodies web workers serve (/predictions/current, /alerts/active).
+
+Rendering happens once per tick in the engine, so GETs cost a lookup whatever the fleet size.
+Extras beyond the reference shape are additive: quantile bands, the other forecast targets,
+time to issue, probabilities, anomaly and the driving metric.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import orjson
+
+from argus.domain.alerts import ActiveAlert, AlertLevel
+from argus.domain.forecast import Forecast
+from argus.domain.ingestion import WARMUP_MIN_RECORDS
+from argus.domain.metrics import FIELD_INDEX, MetricsWindow
+from argus.domain.risk import RiskAssessment, format_duration
+from argus.domain.ticks import TickResult
+
+OTHER_TARGETS = ("swap_pct", "iowait_pct", "disk_pct", "load")
+
+
+def iso(moment: datetime | float | int) -> str:
+    """ISO 8601 in UTC without a zone suffix, to the second (the reference's style)."""
+    if not isinstance(moment, datetime):
+        moment = datetime.fromtimestamp(moment, tz=UTC)
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+def render_tick(result: TickResult) -> dict[str, str]:
+    """Return the published bodies of a tick, keyed by name ("predictions", "alerts")."""
+    return {
+        "predictions": orjson.dumps(render_predictions(result)).decode(),
+        "alerts": orjson.dumps(render_alerts(result.active, result.at)).decode(),
+    }
+
+
+def render_predictions(result: TickResult) -> dict:
+    if not result.assessments:
+        return _insufficient(result)
+    predictions = {}
+    for assessment in sorted(result.assessments, key=lambda a: a.server_name):
+        window = result.windows[assessment.server_name]
+        forecast = result.forecasts.get(assessment.server_name)
+        predictions[assessment.server_name] = _server(assessment, window, forecast)
+    summary = result.summary
+    alerts = [
+        {"server_name": a.server_name, "level": a.level.value, "risk_score": a.risk_score, "message": a.message}
+        for a in result.active
+    ]
+    return {
+        "predictions": predictions,
+        "summary": {
+            "total_servers": summary.total_servers, "critical": summary.critical, "warning": summary.warning,
+            "degraded": summary.degraded, "healthy": summary.healthy, "fleet_health": summary.fleet_health,
+            "prob_30m": summary.prob_30m, "prob_8h": summary.prob_8h,
+            "servers_warming_up": result.servers_warming_up,
+        },
+        "alerts": alerts,
+        "timestamp": iso(result.at),
+        "model": result.model_name,
+    }
+
+
+def _insufficient(result: TickResult) -> dict:
+    have = result.records_in_windows
+    if have < WARMUP_MIN_RECORDS:
+        message = f"Need at least {WARMUP_MIN_RECORDS} records, have {have}"
+    else:
+        message = (f"No server has {result.min_history_steps} consecutive records "
+                   f"({result.min_history_steps * 5} minutes of history) yet")
+    return {"error": "insufficient_data", "message": message, "predictions": {}}
+
+
+def _server(assessment: RiskAssessment, window: MetricsWindow, forecast: Forecast | None) -> dict:
+    level = assessment.level
+    body = {
+        "risk_score": assessment.score,
+        "profile": assessment.profile,
+        "alert": {"level": level.value, "score": assessment.score, "color": level.color, "emoji": level.emoji,
+                  "label": level.label},
+        "display_metrics": _display_metrics(window),
+        "forecast": _forecast(forecast),
+        "message": assessment.message,
+        "time_to_issue": _time_to_issue(assessment.time_to_issue_minutes),
+        "time_to_issue_minutes": assessment.time_to_issue_minutes,
+        "prob_30m": round(assessment.prob_30m, 4),
+        "prob_8h": round(assessment.prob_8h, 4),
+        "driver": assessment.driver.metric if assessment.driver else None,
+        "anomaly": assessment.anomaly,
+        "maintenance": assessment.maintenance,
+        "last_observation": iso(int(window.timestamps[-1])),
+    }
+    return body
+
+
+def _display_metrics(window: MetricsWindow) -> dict:
+    """The reference's three strings, plus what records really carry.
+
+    Records have no disk I/O rate, so ``disk_io`` is ``"n/a"`` rather than a made-up number;
+    ``disk`` is disk usage and ``network`` the network in + out rate.
+    """
+    row = window.values[-1]
+    cpu = 100.0 - float(row[FIELD_INDEX["cpu_idle_pct"]])
+    net = float(row[FIELD_INDEX["net_in_mb_s"]]) + float(row[FIELD_INDEX["net_out_mb_s"]])
+    return {
+        "cpu": f"{cpu:.1f}%",
+        "memory": f"{float(row[FIELD_INDEX['mem_used_pct']]):.1f}%",
+        "disk_io": "n/a",
+        "disk": f"{float(row[FIELD_INDEX['disk_usage_pct']]):.1f}%",
+        "network": f"{net:.1f} MB/s",
+    }
+
+
+def _forecast(forecast: Forecast | None) -> dict:
+    if forecast is None:
+        return {"cpu_pct": [], "mem_pct": [], "timestamps": []}
+    body = {
+        "cpu_pct": _rounded(forecast.p50("cpu_pct")),
+        "mem_pct": _rounded(forecast.p50("mem_pct")),
+        "timestamps": [iso(int(ts)) for ts in forecast.timestamps],
+        "bands": {
+            target: {"p10": _rounded(forecast.quantile(target, 0.1)), "p90": _rounded(forecast.quantile(target, 0.9))}
+            for target in ("cpu_pct", "mem_pct")
+        },
+    }
+    for target in OTHER_TARGETS:
+        if target in forecast.values:
+            body[target] = _rounded(forecast.p50(target))
+    return body
+
+
+def _rounded(values) -> list[float]:
+    return [round(float(v), 2) if math.isfinite(v) else None for v in values]
+
+
+def _time_to_issue(minutes: float | None) -> str | None:
+    return None if minutes is None else format_duration(minutes)
+
+
+def render_alerts(active: list[ActiveAlert], at: datetime) -> dict:
+    """The /alerts/active body."""
+    return {
+        "timestamp": iso(at),
+        "count": len(active),
+        "alerts": [
+            {
+                "server_name": a.server_name,
+                "level": a.level.value,
+                "risk_score": a.risk_score,
+                "profile": a.profile,
+                "message": a.message,
+                "time_to_issue": _alert_time_to_issue(a),
+                "metric": a.metric,
+                "raised_at": iso(a.raised_at),
+            }
+            for a in active
+        ],
+    }
+
+
+def _alert_time_to_issue(alert: ActiveAlert) -> str | None:
+    """``"45 minutes"`` for a predicted crossing, ``"now"`` when a limit is already crossed, else None."""
+    if alert.time_to_issue_minutes is not None:
+        return format_duration(alert.time_to_issue_minutes)
+    return "now" if alert.level is AlertLevel.CRITICAL and " now" in alert.message else None

@@ -1,0 +1,77 @@
+"""One inference tick: forecast every ready server, assess its risk, move its alert, sum up the fleet."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from datetime import datetime
+
+import attrs
+
+from argus.domain.alerts import ActiveAlert, AlertEvent
+from argus.domain.anomaly import AnomalyTracker
+from argus.domain.forecast import Forecast
+from argus.domain.lifecycle import AlertTracker
+from argus.domain.metrics import STATUS_CODE, FleetWindows, MetricsWindow
+from argus.domain.profiles import ProfileResolver
+from argus.domain.risk import FleetSummary, RiskAssessment, assess, current_values, recent_means, summarize
+
+log = logging.getLogger(__name__)
+_MAINTENANCE = STATUS_CODE["maintenance"]
+
+
+@attrs.frozen(eq=False)
+class TickResult:
+    """Everything one tick produced; the engine renders and records it in one go."""
+
+    at: datetime
+    model_name: str
+    assessments: list[RiskAssessment]
+    forecasts: Mapping[str, Forecast]
+    windows: Mapping[str, MetricsWindow]
+    events: list[AlertEvent]
+    active: list[ActiveAlert]
+    summary: FleetSummary
+    servers_warming_up: int
+    records_in_windows: int
+    min_history_steps: int
+    duration_s: float
+
+
+class Predictor:
+    """The tick use case, written against the Forecaster port (duck-typed here)."""
+
+    def __init__(self, forecaster, profiles: ProfileResolver, tracker: AlertTracker | None = None,
+                 anomalies: AnomalyTracker | None = None) -> None:
+        self.forecaster = forecaster
+        self.profiles = profiles
+        self.tracker = tracker or AlertTracker()
+        self.anomalies = anomalies or AnomalyTracker()
+
+    def tick(self, windows: FleetWindows, at: datetime) -> TickResult:
+        """Forecast all ready servers in one batch, assess them, update alerts."""
+        started = time.perf_counter()
+        ready = windows.ready(self.forecaster.min_history_steps)
+        profiles = {w.server_name: self.profiles.profile_for(w.server_name) for w in ready}
+        forecasts = self.forecaster.forecast(ready, {name: p.name for name, p in profiles.items()})
+        assessments = []
+        for window in ready:
+            forecast = forecasts.get(window.server_name)
+            anomaly, anomaly_metric = self.anomalies.score(window)
+            if forecast is not None:
+                self.anomalies.remember(forecast)
+            profile = profiles[window.server_name]
+            assessments.append(assess(
+                window.server_name, profile.display_name, profile.limits, current_values(window),
+                recent_means(window), forecast, anomaly, anomaly_metric,
+                maintenance=int(window.statuses[-1]) == _MAINTENANCE,
+            ))
+        events = self.tracker.update(assessments, at)
+        return TickResult(
+            at=at, model_name=self.forecaster.name, assessments=assessments, forecasts=forecasts,
+            windows={w.server_name: w for w in ready}, events=events, active=self.tracker.active(),
+            summary=summarize(assessments), servers_warming_up=len(windows) - len(ready),
+            records_in_windows=windows.total_records(), min_history_steps=self.forecaster.min_history_steps,
+            duration_s=time.perf_counter() - started,
+        )

@@ -144,3 +144,26 @@ def _descendants(pid: int) -> list[int]:
     result = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
     children = [int(p) for p in result.stdout.split()]
     return [d for child in children for d in (_descendants(child) + [child])]
+
+
+def test_served_predictions_come_from_the_tft_after_feeding(tmp_path, engine_model_dir):
+    import shutil
+
+    shutil.copytree(engine_model_dir, tmp_path / "models")
+    port = _free_port()
+    served = Served(tmp_path, port, workers=1)
+    try:
+        _wait_for(lambda: _status(port)["engine"]["running"])
+        assert _status(port)["model_loaded"] is True
+        assert _status(port)["model_path"] == "models/tft_20250101_000000"
+        for step in range(12):
+            records = [wire_record(f"ppdb{i:03d}", step, mem_used_pct=60.0 + i) for i in range(10)]
+            assert _request(port, "/feed/data", {"records": records})[0] == 200
+        body = _wait_for(lambda: (b := _request(port, "/predictions/current")[1]).get("predictions") and b)
+        assert len(body["predictions"]) == 10 and body["summary"]["total_servers"] == 10
+        assert len(body["predictions"]["ppdb000"]["forecast"]["timestamps"]) == 24
+        assert _status(port)["last_prediction"] is not None
+        code, alerts = _request(port, "/alerts/active")
+        assert code == 200 and alerts["count"] == len(alerts["alerts"])
+    finally:
+        assert served.stop() == 0

@@ -45,7 +45,7 @@ BUILTIN_PROFILES: tuple[ServerProfile, ...] = (
     ),
     ServerProfile(
         "ml_compute", "ML Compute", Limits(cpu_pct=98.0, mem_pct=96.0),
-        "Batch ML nodes run hot on CPU for hours; memory exhaustion kills jobs.", ("ppml",),
+        "Batch ML nodes run hot on CPU for hours; memory exhaustion kills jobs.", ("ppml", "ppgpu"),
     ),
     ServerProfile("web_api", "Web API", Limits(cpu_pct=90.0, mem_pct=92.0, close_wait=200.0),
                   "Latency-sensitive front ends.", ("ppweb", "ppapi")),

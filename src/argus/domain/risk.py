@@ -58,7 +58,11 @@ NOW_PHRASES = {
 
 def current_values(window: MetricsWindow) -> dict[str, float]:
     """The latest observation of every risk metric (cpu_pct is 100 − idle)."""
-    row = window.values[-1]
+    return values_from_row(window.values[-1])
+
+
+def values_from_row(row: Sequence[float]) -> dict[str, float]:
+    """Every risk metric of one record's values (aligned with METRIC_FIELDS)."""
     return {
         "cpu_pct": 100.0 - float(row[FIELD_INDEX["cpu_idle_pct"]]),
         "mem_pct": float(row[FIELD_INDEX["mem_used_pct"]]),

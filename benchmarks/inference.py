@@ -86,7 +86,8 @@ def bench_training(batches: int, accelerator: str, batch_size: int = 64) -> dict
     per_epoch = result.manifest["training"]["seconds_per_epoch"]
     return {"batches": batches, "batch_size": batch_size, "device": result.manifest["training"]["device"],
             "train_seconds": per_epoch, "seconds_per_batch": round(per_epoch / batches, 3),
-            "seconds_per_200_batch_epoch": round(per_epoch / batches * 200, 1), "total_with_val_and_save": round(total, 1)}
+            "seconds_per_200_batch_epoch": round(per_epoch / batches * 200, 1),
+            "total_with_val_and_save": round(total, 1)}
 
 
 def main() -> None:

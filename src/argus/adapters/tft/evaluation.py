@@ -53,7 +53,7 @@ def backtest(forecaster, series: Mapping[str, ServerSeries], start: int, origins
     """Forecast every origin; return stacked arrays (windows, H, 6[, Q]) plus server ids and scales."""
     spec: FeatureSpec = forecaster.spec
     rows, slices, actual, snaive, last, servers, scales = [], [], [], [], [], [], []
-    for s_id, name in enumerate(sorted(series)):
+    for name in sorted(series):
         s = series[name]
         segments = segments_from_arrays(name, s.ts, s.values, s.status, spec.max_gap_steps)
         chosen = pick_origins(segments, spec, start, origins)

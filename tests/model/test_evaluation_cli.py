@@ -49,3 +49,31 @@ def test_train_then_evaluate_from_a_gzipped_jsonl_file(tmp_path, monkeypatch):
     manifest = json.loads((tmp_path / "models" / "tft_20250101_120000" / "manifest.json").read_text())
     assert manifest["evaluation"]["all"]["model"] == "tft_20250101_120000"
     assert len(manifest["training"]["data"]["holdout_servers"]) == 1
+
+
+def test_evaluate_with_incidents_replays_the_alert_pipeline(tiny_model_dir, tmp_path, monkeypatch):
+    import gzip
+    import json
+
+    from click.testing import CliRunner
+
+    from argus.entrypoints.cli import cli
+    from tests.model.conftest import synthetic_records
+
+    records = synthetic_records(servers=2, days=3.0)
+    path = tmp_path / "records.jsonl.gz"
+    with gzip.open(path, "wt") as fh:
+        for record in records:
+            fh.write(json.dumps(record.as_dict()) + "\n")
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({"windows": [{"server_name": "ppdb000", "start": "2025-01-17T12:00:00",
+                                              "end": "2025-01-17T13:00:00"}]}))
+    monkeypatch.setenv("ARGUS_MODEL_DIR", str(tiny_model_dir))
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(cli, ["evaluate", "--data", str(path), "--origins", "2", "--json", str(out),
+                                      "--labels", str(labels), "--tick-minutes", "60"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())["incidents"]
+    assert set(report) >= {"precision", "recall", "lead_minutes_median", "brier_30m", "brier_8h",
+                           "brier_30m_climatology", "brier_8h_climatology"}
+    assert report["incident_source"] == "labels" and report["ticks"] > 0

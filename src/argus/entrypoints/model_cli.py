@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC
 from pathlib import Path
 
 import click
@@ -85,11 +86,19 @@ def train_command(data: Path, epochs: int, max_samples_per_epoch: int, batch_siz
               help="Save a few forecasts with their bands against actuals.")
 @click.option("--record/--no-record", default=False, show_default=True,
               help="Store the report in the model's manifest under evaluation.<servers>.")
+@click.option("--incidents/--no-incidents", default=False, show_default=True,
+              help="Also replay the period through forecast -> risk -> alerts and grade alerts and probabilities.")
+@click.option("--labels", "labels_path", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help='Incident windows (JSON list of {"server_name", "start", "end"}) instead of limit breaches.')
+@click.option("--tick-minutes", default=30, show_default=True, type=click.IntRange(5, 1440),
+              help="Replay tick interval (data time) for --incidents.")
 def evaluate_command(data: Path, model: str | None, origins: int, servers: str, json_out: Path | None,
-                     png_out: Path | None, record: bool) -> None:
+                     png_out: Path | None, record: bool, incidents: bool, labels_path: Path | None,
+                     tick_minutes: int) -> None:
     """Rolling-origin backtest: the TFT against seasonal naive and last value on the same origins."""
     settings = _settings()
     from argus.adapters.tft.artifacts import update_manifest
+    from argus.adapters.tft.data import load_series
     from argus.adapters.tft.evaluation import evaluate, format_table, plot_examples
     from argus.adapters.tft.forecaster import TftForecaster
     from argus.adapters.tft.registry import DirectoryModelRegistry
@@ -97,9 +106,13 @@ def evaluate_command(data: Path, model: str | None, origins: int, servers: str, 
     registry = DirectoryModelRegistry(settings.model_dir)
     forecaster = TftForecaster.load(registry, model, device=settings.device, threads=settings.torch_threads)
     resolve = _profile_for()
-    report, result = evaluate(forecaster, data, origins=origins, servers=servers,
+    series = load_series(data)
+    report, result = evaluate(forecaster, series, origins=origins, servers=servers,
                               profiles=_ProfileMap(resolve))
     click.echo(format_table(report))
+    if incidents or labels_path:
+        report["incidents"] = _incidents(forecaster, series, report, labels_path, tick_minutes, settings)
+        click.echo(_incident_line(report["incidents"]))
     if json_out:
         json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if png_out:
@@ -109,6 +122,31 @@ def evaluate_command(data: Path, model: str | None, origins: int, servers: str, 
         evaluation = dict(manifest.get("evaluation") or {})
         evaluation[servers] = report
         update_manifest(registry, forecaster.name, "evaluation", evaluation)
+
+
+def _incidents(forecaster, series, report, labels_path, tick_minutes, settings) -> dict:
+    from datetime import datetime
+
+    from argus.adapters.tft.incidents import evaluate_incidents
+    from argus.domain.backtest import incidents_from_labels
+    from argus.domain.profiles import ProfileResolver
+
+    trained = set(forecaster.manifest.get("training", {}).get("data", {}).get("server_names", []))
+    chosen = {name: s for name, s in series.items()
+              if report["servers"] == "all" or (name in trained) == (report["servers"] == "seen")}
+    start = int(datetime.fromisoformat(report["period_start"]).replace(tzinfo=UTC).timestamp())
+    labels = incidents_from_labels(json.loads(labels_path.read_text())) if labels_path else None
+    click.echo(f"replaying {len(chosen)} servers from {report['period_start']} through the alert pipeline ...",
+               err=True)
+    return evaluate_incidents(forecaster, chosen, start, ProfileResolver(), labels, tick_minutes,
+                              settings.rolling_window_size)
+
+
+def _incident_line(r: dict) -> str:
+    return (f"incidents: {r['incidents']} graded, {r['alerts']} alerts; precision {r['precision']}, "
+            f"recall {r['recall']}, median lead {r['lead_minutes_median']} min; "
+            f"Brier 30m {r['brier_30m']} (climatology {r['brier_30m_climatology']}), "
+            f"8h {r['brier_8h']} (climatology {r['brier_8h_climatology']})")
 
 
 class _ProfileMap(dict):

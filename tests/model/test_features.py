@@ -81,3 +81,19 @@ def test_encoder_lengths_vary_and_are_right_padded():
     assert batch["encoder_cont"].shape == (2, 48, len(spec.x_reals))
     assert np.all(batch["encoder_cont"][0, 12:] == 0)
     assert batch["decoder_cont"].shape == (2, 24, len(spec.x_reals))
+
+
+def test_training_skips_maintenance_records_but_serving_keeps_them():
+    import numpy as np
+
+    from argus.adapters.tft.features import segments_from_arrays
+    from argus.domain.metrics import METRIC_FIELDS, STATUS_CODE
+
+    ts = np.arange(20, dtype=np.int64) * 300
+    values = np.full((20, len(METRIC_FIELDS)), 50.0, dtype=np.float32)
+    status = np.full(20, STATUS_CODE["healthy"], dtype=np.int8)
+    status[5:15] = STATUS_CODE["maintenance"]
+    served = segments_from_arrays("a", ts, values, status)
+    trained = segments_from_arrays("a", ts, values, status, skip_maintenance=True)
+    assert [len(s.ts) for s in served] == [20]
+    assert [len(s.ts) for s in trained] == [5, 5]

@@ -16,6 +16,7 @@ from argus.domain.forecast import TARGETS
 from argus.domain.metrics import FIELD_INDEX, STATUS_CODE, STEP_SECONDS
 
 OFFLINE = STATUS_CODE["offline"]
+MAINTENANCE = STATUS_CODE["maintenance"]
 DAY_S = 86_400
 WEEK_S = 7 * DAY_S
 
@@ -104,15 +105,20 @@ def covariates_from_values(values: np.ndarray) -> np.ndarray:
 
 
 def segments_from_arrays(
-    server_name: str, ts: np.ndarray, values: np.ndarray, status: np.ndarray, max_gap_steps: int = 3
+    server_name: str, ts: np.ndarray, values: np.ndarray, status: np.ndarray, max_gap_steps: int = 3,
+    skip_maintenance: bool = False,
 ) -> list[Segment]:
     """Put one server's records on the 5-minute grid and split it into gap-free segments.
 
-    ``offline`` rows carry no measurement and are dropped; gaps of at most ``max_gap_steps``
+    ``offline`` rows carry no measurement and are dropped (and ``maintenance`` rows when
+    ``skip_maintenance``: training does, so maintenance work is never learnt as normal behaviour);
+    gaps of at most ``max_gap_steps``
     missing steps are bridged linearly; longer gaps split the series (no long invented stretches).
     Timestamps are snapped to the nearest grid step; a repeated step keeps its last record.
     """
     keep = (status != OFFLINE) & np.isfinite(values).all(axis=1)
+    if skip_maintenance:
+        keep &= status != MAINTENANCE
     ts, values = np.asarray(ts, dtype=np.int64)[keep], values[keep]
     if len(ts) == 0:
         return []

@@ -99,7 +99,7 @@ def split_series(series: Mapping[str, ServerSeries], config: TrainingConfig) -> 
     keep = config.min_encoder_steps + config.horizon_steps
     for name in kept:
         s = series[name]
-        for seg in segments_from_arrays(name, s.ts, s.values, s.status, config.max_gap_steps):
+        for seg in segments_from_arrays(name, s.ts, s.values, s.status, config.max_gap_steps, skip_maintenance=True):
             seg_end = min(int(seg.ts[-1]), holdout_cut - 1)
             val_cut = min(int(s.ts.max()), holdout_cut - 1) - int(config.val_days * DAY_S)
             train.append(_cut(seg, None, val_cut))

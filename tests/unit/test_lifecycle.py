@@ -77,3 +77,13 @@ def test_restored_alerts_continue_without_a_new_raise():
     second.restore(first.active())
     assert _run(second, [100], start=1) == []
     assert second.active()[0].raised_at == BASE_TIME
+
+
+def test_resolution_says_whether_a_limit_was_actually_breached_and_the_peak_level():
+    tracker = AlertTracker(calm_ticks=1)
+    prevented = _run(tracker, [99.5, 30])  # elevated (degraded), never over the 100 limit
+    assert prevented[-1].event_type is EventType.RESOLVED and prevented[-1].breached is False
+    tracker = AlertTracker(calm_ticks=1)
+    breached = _run(tracker, [99.5, 100, 99.5, 30, 30])
+    assert breached[-1].event_type is EventType.RESOLVED
+    assert breached[-1].breached is True and breached[-1].peak_level is AlertLevel.CRITICAL

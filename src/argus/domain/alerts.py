@@ -89,6 +89,8 @@ class ActiveAlert:
     raised_at: datetime
     time_to_issue_minutes: float | None = None  # None: no crossing predicted (or already over a limit)
     metric: str | None = None  # the metric that drives the alert: cpu_pct, mem_pct, ...
+    peak_level: AlertLevel | None = None  # the worst level this alert reached (None: its level)
+    breached: bool = False  # a limit was actually crossed at some tick while the alert was open
 
 
 @attrs.frozen
@@ -106,3 +108,6 @@ class AlertEvent:
     raised_at: datetime  # when the alert this event belongs to was first raised
     time_to_issue_minutes: float | None = None
     metric: str | None = None
+    cause: str | None = None  # over_now | predicted | possible | elevated | approaching | anomaly
+    peak_level: AlertLevel | None = None  # the worst level of the alert so far
+    breached: bool = False  # a limit was crossed while the alert was open (so far)

@@ -65,25 +65,42 @@ class AlertTracker:
                 return self._move(a, at, current, settled, kind, opened.alert.raised_at)
         else:
             opened.calm_ticks = 0
-        opened.alert = self._alert(a, current, opened.alert.raised_at)
+        opened.alert = self._alert(a, current, opened.alert.raised_at, opened.alert.peak_level or current,
+                                   opened.alert.breached or _over_now(a))
         return None
 
     def _move(self, a, at, previous: AlertLevel, new: AlertLevel, kind: EventType, raised_at: datetime) -> AlertEvent:
         message = "Server in maintenance; alert closed" if a.maintenance and kind is EventType.RESOLVED else a.message
+        before = self._open.get(a.server_name)
+        peak = max(new, before.alert.peak_level or before.alert.level) if before else new
+        breached = _over_now(a) or (before.alert.breached if before else False)
         if new is AlertLevel.HEALTHY:
             self._open.pop(a.server_name, None)
         else:
-            self._open[a.server_name] = _Open(self._alert(a, new, raised_at))
+            self._open[a.server_name] = _Open(self._alert(a, new, raised_at, peak, breached))
         return AlertEvent(
             at=at, server_name=a.server_name, event_type=kind, previous_level=previous, new_level=new,
             risk_score=a.score, message=message, profile=a.profile, raised_at=raised_at,
             time_to_issue_minutes=a.time_to_issue_minutes, metric=a.driver.metric if a.driver else None,
+            cause=_cause(a), peak_level=peak, breached=breached,
         )
 
     @staticmethod
-    def _alert(a: RiskAssessment, level: AlertLevel, raised_at: datetime) -> ActiveAlert:
+    def _alert(a: RiskAssessment, level: AlertLevel, raised_at: datetime, peak: AlertLevel,
+               breached: bool) -> ActiveAlert:
         return ActiveAlert(
             server_name=a.server_name, level=level, risk_score=a.score, profile=a.profile, message=a.message,
             raised_at=raised_at, time_to_issue_minutes=a.time_to_issue_minutes,
-            metric=a.anomaly_metric if a.message.endswith("predicted band") else (a.driver.metric if a.driver else None),
+            metric=a.anomaly_metric if _cause(a) == "anomaly" else (a.driver.metric if a.driver else None),
+            peak_level=max(peak, level), breached=breached,
         )
+
+
+def _over_now(a: RiskAssessment) -> bool:
+    return any(risk.over_now for risk in a.metrics.values())
+
+
+def _cause(a: RiskAssessment) -> str | None:
+    if a.message.endswith("predicted band"):
+        return "anomaly"
+    return a.driver.cause if a.driver else None

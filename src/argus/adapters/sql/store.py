@@ -199,6 +199,7 @@ class SqlMetricsStore:
                 server_name=r["server_name"], level=AlertLevel(r["level"]), risk_score=r["risk_score"],
                 profile=r["profile"], message=r["message"], raised_at=utc_from_epoch(r["raised_at"]),
                 time_to_issue_minutes=r["time_to_issue_minutes"], metric=r["metric"],
+                peak_level=AlertLevel(r["peak_level"]) if r["peak_level"] else None, breached=bool(r["breached"]),
             )
             for r in rows
         ]
@@ -241,6 +242,8 @@ def _event_row(event) -> dict:
         "metric": event.metric, "raised_at": event.raised_at.timestamp(),
         "time_to_issue_minutes": event.time_to_issue_minutes,
         "resolved_at": event.at.timestamp() if event.event_type is EventType.RESOLVED else None,
+        "cause": event.cause, "peak_level": event.peak_level.value if event.peak_level else None,
+        "breached": event.breached,
     }
 
 
@@ -249,4 +252,5 @@ def _active_row(alert: ActiveAlert) -> dict:
         "server_name": alert.server_name, "level": alert.level.value, "risk_score": alert.risk_score,
         "profile": alert.profile, "message": alert.message, "metric": alert.metric,
         "raised_at": alert.raised_at.timestamp(), "time_to_issue_minutes": alert.time_to_issue_minutes,
+        "peak_level": (alert.peak_level or alert.level).value, "breached": alert.breached,
     }

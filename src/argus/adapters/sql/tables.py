@@ -73,6 +73,9 @@ alert_events = sa.Table(
     sa.Column("raised_at", sa.Float, nullable=False),
     sa.Column("time_to_issue_minutes", sa.Float, nullable=True),
     sa.Column("resolved_at", sa.Float, nullable=True),
+    sa.Column("cause", sa.String(16), nullable=True),
+    sa.Column("peak_level", sa.String(16), nullable=True),
+    sa.Column("breached", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_alert_events_at", "at"),
     sa.Index("ix_alert_events_server_at", "server_name", "at"),
 )
@@ -89,6 +92,8 @@ active_alerts = sa.Table(
     sa.Column("metric", sa.String(32), nullable=True),
     sa.Column("raised_at", sa.Float, nullable=False),
     sa.Column("time_to_issue_minutes", sa.Float, nullable=True),
+    sa.Column("peak_level", sa.String(16), nullable=True),
+    sa.Column("breached", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 #: One row per tick: the fleet's health.

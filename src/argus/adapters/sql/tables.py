@@ -123,3 +123,22 @@ server_risk = sa.Table(
     sa.Column("level", sa.String(16), nullable=False),
     sa.Index("ix_server_risk_at", "at"),
 )
+
+#: The worker → engine request channel: a worker inserts a pending request and polls for its answer;
+#: the engine (the only holder of the model) claims, runs and answers it.
+engine_requests = sa.Table(
+    "engine_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | running | done | failed | expired
+    sa.Column("result", sa.Text, nullable=True),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("deadline_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("request_id", sa.String(64), nullable=True),
+    sa.Index("ix_engine_requests_status", "status", "id"),
+)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import attrs
 
+from argus.domain.channel import RequestRouter
 from argus.domain.ingestion import WARMUP_MIN_RECORDS
 from argus.domain.metrics import FleetWindows, MetricsWindow
 from argus.domain.ticks import Predictor, TickResult
@@ -125,6 +126,8 @@ class Engine:
         tick_log: TickLog | None = None,
         render: Callable[[TickResult], dict[str, str]] | None = None,
         dispatcher=None,
+        router: RequestRouter | None = None,
+        housekeeping: Sequence[tuple[float, Callable[[], object]]] = (),
         min_history_steps: int = 12,
         min_tick_interval_s: float = 2.0,
         heartbeat_s: float = 2.0,
@@ -138,6 +141,8 @@ class Engine:
         self.tick_log = tick_log
         self.render = render
         self.dispatcher = dispatcher
+        self.router = router
+        self.housekeeping = [(interval, task, [-float("inf")]) for interval, task in housekeeping]
         self.min_history_steps = predictor.forecaster.min_history_steps if predictor else min_history_steps
         self.min_tick_interval_s = min_tick_interval_s
         self.heartbeat_s = heartbeat_s
@@ -158,7 +163,9 @@ class Engine:
         self.publish_status()
 
     def step(self) -> int:
-        """Apply new records; tick when new data arrived (coalesced); publish status on a heartbeat."""
+        """Answer requests; apply new records; tick when new data arrived (coalesced); heartbeat."""
+        if self.router is not None:
+            self.router.handle_pending()
         placed = self.keeper.poll()
         self._pending = self._pending or (placed > 0 and self.predictor is not None)
         if self._pending and self.clock() - self._last_tick >= self.min_tick_interval_s:
@@ -166,7 +173,18 @@ class Engine:
         elif placed or self.clock() - self._last_publish >= self.heartbeat_s:
             self.publish_status()
         self._maybe_resend()
+        self._housekeep()
         return placed
+
+    def _housekeep(self) -> None:
+        now = self.clock()
+        for interval, task, last in self.housekeeping:
+            if now - last[0] >= interval:
+                last[0] = now
+                try:
+                    task()
+                except Exception:  # noqa: BLE001 - housekeeping never stops the engine
+                    log.exception("housekeeping task %r failed", task)
 
     def tick(self) -> TickResult | None:
         """Run one inference tick now, record and publish it in one transaction, then notify sinks."""

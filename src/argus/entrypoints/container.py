@@ -12,9 +12,11 @@ from dependency_injector import containers, providers
 from argus.adapters.http.app import build_app
 from argus.adapters.http.ratelimit import RateLimiter
 from argus.adapters.http.snapshots import render_tick
+from argus.adapters.sql.channel import SqlEngineChannel
 from argus.adapters.sql.database import LeaderLock, create_db_engine, migrate
 from argus.adapters.sql.store import SqlMetricsStore
 from argus.adapters.tft.registry import DirectoryModelRegistry
+from argus.domain.channel import EngineClient, RequestRouter
 from argus.domain.profiles import ProfileResolver
 from argus.domain.services import Engine, EngineStatus, WindowKeeper
 from argus.domain.ticks import Predictor
@@ -55,6 +57,16 @@ def make_predictor(forecaster, profiles: ProfileResolver) -> Predictor | None:
     return None if forecaster is None else Predictor(forecaster, profiles)
 
 
+def make_router(channel, **handlers) -> RequestRouter:
+    """The engine's request router with every handler that is available (None ones are skipped)."""
+    return RequestRouter(channel, {kind: handler for kind, handler in handlers.items() if handler is not None})
+
+
+def make_housekeeping(channel: SqlEngineChannel) -> list[tuple[float, object]]:
+    """Periodic engine chores as (interval in seconds, callable)."""
+    return [(600.0, channel.purge)]
+
+
 def make_engine_status(settings: Settings, forecaster) -> EngineStatus:
     model_path = None
     if forecaster is not None:
@@ -73,6 +85,8 @@ class Container(containers.DeclarativeContainer):
 
     db_engine = providers.Resource(open_engine, url=settings.provided.database_url)
     store = providers.Singleton(SqlMetricsStore, engine=db_engine)
+    channel = providers.Singleton(SqlEngineChannel, engine=db_engine)
+    engine_client = providers.Singleton(EngineClient, channel=channel)
 
     limiter = providers.Singleton(
         RateLimiter, storage_url=settings.provided.rate_limit_storage, spec=settings.provided.rate_limits
@@ -100,6 +114,7 @@ class Container(containers.DeclarativeContainer):
     alert_dispatcher = providers.Resource(
         open_dispatcher, sink_settings=settings.provided.sink_settings, plugin_host=plugins
     )
+    request_router = providers.Singleton(make_router, channel=channel)
     leader_lock = providers.Singleton(LeaderLock, engine=db_engine)
     window_keeper = providers.Factory(WindowKeeper, feed=store, capacity=settings.provided.rolling_window_size)
     engine_status = providers.Factory(make_engine_status, settings=settings, forecaster=forecaster)
@@ -112,5 +127,7 @@ class Container(containers.DeclarativeContainer):
         tick_log=store,
         render=providers.Object(render_tick),
         dispatcher=alert_dispatcher,
+        router=request_router,
+        housekeeping=providers.Callable(make_housekeeping, channel=channel),
         min_tick_interval_s=settings.provided.tick_interval_s,
     )

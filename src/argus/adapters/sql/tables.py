@@ -142,3 +142,27 @@ engine_requests = sa.Table(
     sa.Column("request_id", sa.String(64), nullable=True),
     sa.Index("ix_engine_requests_status", "status", "id"),
 )
+
+#: Every training run: written by the training process (progress) and the engine (outcome).
+training_runs = sa.Table(
+    "training_runs",
+    metadata,
+    sa.Column("training_id", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),  # running | completed | failed | cancelled
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("epochs", sa.Integer, nullable=False),
+    sa.Column("incremental", sa.Boolean, nullable=False),
+    sa.Column("base_model", sa.String(128), nullable=True),
+    sa.Column("epoch", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("percent", sa.Float, nullable=False, server_default="0"),
+    sa.Column("eta_minutes", sa.Float, nullable=True),
+    sa.Column("stage", sa.String(32), nullable=True),
+    sa.Column("model_name", sa.String(128), nullable=True),
+    sa.Column("promoted", sa.Boolean, nullable=True),
+    sa.Column("promotion", sa.Text, nullable=True),  # JSON: rule, scores of both models, decision
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("pid", sa.Integer, nullable=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_training_runs_started_at", "started_at"),
+)

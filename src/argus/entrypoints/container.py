@@ -14,9 +14,11 @@ from argus.adapters.http.ratelimit import RateLimiter
 from argus.adapters.http.snapshots import render_tick
 from argus.adapters.sql.channel import SqlEngineChannel
 from argus.adapters.sql.database import LeaderLock, create_db_engine, migrate
+from argus.adapters.sql.history import SqlHistoryStore
 from argus.adapters.sql.store import SqlMetricsStore
 from argus.adapters.tft.registry import DirectoryModelRegistry
 from argus.domain.channel import EngineClient, RequestRouter
+from argus.domain.history import RetentionSweep
 from argus.domain.profiles import ProfileResolver
 from argus.domain.services import Engine, EngineStatus, WindowKeeper
 from argus.domain.ticks import Predictor
@@ -62,9 +64,12 @@ def make_router(channel, **handlers) -> RequestRouter:
     return RequestRouter(channel, {kind: handler for kind, handler in handlers.items() if handler is not None})
 
 
-def make_housekeeping(channel: SqlEngineChannel) -> list[tuple[float, object]]:
+def make_housekeeping(channel: SqlEngineChannel, history_sweep=None) -> list[tuple[float, object]]:
     """Periodic engine chores as (interval in seconds, callable)."""
-    return [(600.0, channel.purge)]
+    chores: list[tuple[float, object]] = [(600.0, channel.purge)]
+    if history_sweep is not None:
+        chores.append((3600.0, history_sweep))  # history retention: hourly
+    return chores
 
 
 def make_engine_status(settings: Settings, forecaster) -> EngineStatus:
@@ -85,6 +90,7 @@ class Container(containers.DeclarativeContainer):
 
     db_engine = providers.Resource(open_engine, url=settings.provided.database_url)
     store = providers.Singleton(SqlMetricsStore, engine=db_engine)
+    history = providers.Singleton(SqlHistoryStore, engine=db_engine)
     channel = providers.Singleton(SqlEngineChannel, engine=db_engine)
     engine_client = providers.Singleton(EngineClient, channel=channel)
 
@@ -103,6 +109,7 @@ class Container(containers.DeclarativeContainer):
         max_records_per_request=settings.provided.max_records_per_request,
         engine_stale_after_s=settings.provided.engine_stale_after_s,
         storage_errors=providers.Object((sa.exc.OperationalError, sa.exc.InterfaceError)),
+        history=history,
     )
 
     # The engine process only: the model is loaded here, never in a web worker or the gunicorn master.
@@ -116,6 +123,9 @@ class Container(containers.DeclarativeContainer):
     )
     request_router = providers.Singleton(make_router, channel=channel)
     leader_lock = providers.Singleton(LeaderLock, engine=db_engine)
+    history_sweep = providers.Singleton(
+        RetentionSweep, retention=history, retention_days=settings.provided.history_retention_days
+    )
     window_keeper = providers.Factory(WindowKeeper, feed=store, capacity=settings.provided.rolling_window_size)
     engine_status = providers.Factory(make_engine_status, settings=settings, forecaster=forecaster)
     engine = providers.Factory(
@@ -128,6 +138,6 @@ class Container(containers.DeclarativeContainer):
         render=providers.Object(render_tick),
         dispatcher=alert_dispatcher,
         router=request_router,
-        housekeeping=providers.Callable(make_housekeeping, channel=channel),
+        housekeeping=providers.Callable(make_housekeeping, channel=channel, history_sweep=history_sweep),
         min_tick_interval_s=settings.provided.tick_interval_s,
     )

@@ -78,6 +78,7 @@ class Settings:
     torch_threads: int = 1
     log_level: str = "INFO"
     disabled_plugins: tuple[str, ...] = ()
+    history_retention_days: int = 90
     sink_settings: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict, hash=False)
 
     @property
@@ -111,5 +112,6 @@ class Settings:
             torch_threads=_int(env, "ARGUS_TORCH_THREADS", 1, minimum=1),
             log_level=(env.get("ARGUS_LOG_LEVEL") or "INFO").upper(),
             disabled_plugins=disabled,
+            history_retention_days=_int(env, "ARGUS_HISTORY_RETENTION_DAYS", 90, minimum=1),
             sink_settings=parse_sink_settings(env),
         )

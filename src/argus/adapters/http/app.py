@@ -15,6 +15,13 @@ import falcon.media
 import orjson
 
 from argus.adapters.http import errors
+from argus.adapters.http.history import (
+    AlertHistoryResource,
+    EnvironmentResource,
+    ExportResource,
+    ServerHistoryResource,
+    SummaryResource,
+)
 from argus.adapters.http.ratelimit import RateLimiter
 from argus.adapters.http.resources import (
     AlertsResource,
@@ -25,6 +32,7 @@ from argus.adapters.http.resources import (
     PublishedBodies,
     StatusResource,
 )
+from argus.ports.history import HistoryStore
 from argus.ports.storage import MetricsStore, PublishedResults
 
 log = logging.getLogger("argus.http")
@@ -102,6 +110,7 @@ def build_app(
     max_records_per_request: int,
     engine_stale_after_s: float = 30.0,
     storage_errors: Iterable[type[Exception]] = (),
+    history: HistoryStore | None = None,
 ) -> falcon.App:
     """Assemble the WSGI app; every collaborator comes in from the container."""
     app = falcon.App(
@@ -125,4 +134,10 @@ def build_app(
     bodies = PublishedBodies(published)
     app.add_route("/predictions/current", PredictionsResource(bodies, store, engine))
     app.add_route("/alerts/active", AlertsResource(bodies))
+    if history is not None:
+        app.add_route("/historical/summary", SummaryResource(history))
+        app.add_route("/historical/alerts", AlertHistoryResource(history))
+        app.add_route("/historical/server/{server_name}", ServerHistoryResource(history))
+        app.add_route("/historical/environment", EnvironmentResource(history))
+        app.add_route("/historical/export/{table}", ExportResource(history))
     return app

@@ -95,6 +95,10 @@ def engine_model_dir(tmp_path_factory):
     """A model directory with the tiny TFT (real training code, tiny sizes) marked CURRENT; read-only."""
     from tests.model.conftest import build_tiny_model
 
+    from argus.adapters.tft.registry import DirectoryModelRegistry
+
     model_dir = tmp_path_factory.mktemp("engine-models")
-    build_tiny_model(model_dir)
+    build_tiny_model(model_dir)  # tft_20250101_000000
+    build_tiny_model(model_dir, name="tft_20250102_000000", seed=7)  # a newer second model, for swaps
+    DirectoryModelRegistry(model_dir).set_current("tft_20250101_000000")
     return model_dir

@@ -58,3 +58,15 @@ class ConfigurationError(ArgusError):
     """Settings are missing or contradictory; raised at start-up, never per request."""
 
     code = "configuration_error"
+
+
+class NotFoundError(ArgusError):
+    """A named thing (a model, an export table) does not exist."""
+
+    code = "not_found"
+
+
+class BadRequestError(ArgusError):
+    """The request is malformed in a way validation of its body does not cover."""
+
+    code = "bad_request"

@@ -143,7 +143,7 @@ class Engine:
         self.dispatcher = dispatcher
         self.router = router
         self.housekeeping = [(interval, task, [-float("inf")]) for interval, task in housekeeping]
-        self.min_history_steps = predictor.forecaster.min_history_steps if predictor else min_history_steps
+        self._default_min_history = min_history_steps
         self.min_tick_interval_s = min_tick_interval_s
         self.heartbeat_s = heartbeat_s
         self.resend_every_s = resend_every_s
@@ -153,21 +153,43 @@ class Engine:
         self._last_resend = -float("inf")
         self._pending = False
         self.last_result: TickResult | None = None
+        self._forecaster_seen = predictor.forecaster if predictor is not None else None
+
+    @property
+    def has_model(self) -> bool:
+        return self.predictor is not None and self.predictor.forecaster is not None
+
+    @property
+    def min_history_steps(self) -> int:
+        """The served model's minimum history (servers with less are warming up)."""
+        return self.predictor.forecaster.min_history_steps if self.has_model else self._default_min_history
+
+    def _notice_model_swap(self) -> None:
+        forecaster = self.predictor.forecaster if self.predictor is not None else None
+        if forecaster is not self._forecaster_seen:
+            self._forecaster_seen = forecaster
+            self.request_tick()
+            self.publish_status()
+
+    def request_tick(self) -> None:
+        """Tick as soon as allowed (after a model swap, say), even without new data."""
+        self._pending = self.has_model
 
     def start(self) -> None:
         loaded = self.keeper.rebuild()
         log.info("engine rebuilt %d windows holding %d records", len(self.keeper.windows), loaded)
         if self.predictor is not None and self.tick_log is not None:
             self.predictor.tracker.restore(self.tick_log.active_alerts())
-        self._pending = self.predictor is not None
+        self._pending = self.has_model
         self.publish_status()
 
     def step(self) -> int:
         """Answer requests; apply new records; tick when new data arrived (coalesced); heartbeat."""
         if self.router is not None:
             self.router.handle_pending()
+        self._notice_model_swap()
         placed = self.keeper.poll()
-        self._pending = self._pending or (placed > 0 and self.predictor is not None)
+        self._pending = self._pending or (placed > 0 and self.has_model)
         if self._pending and self.clock() - self._last_tick >= self.min_tick_interval_s:
             self.tick()
         elif placed or self.clock() - self._last_publish >= self.heartbeat_s:
@@ -188,7 +210,7 @@ class Engine:
 
     def tick(self) -> TickResult | None:
         """Run one inference tick now, record and publish it in one transaction, then notify sinks."""
-        if self.predictor is None:
+        if not self.has_model:
             return None
         self._pending = False
         self._last_tick = self.clock()
@@ -215,7 +237,7 @@ class Engine:
         self._last_publish = self.clock()
 
     def _maybe_resend(self) -> None:
-        if self.dispatcher is None or self.predictor is None:
+        if self.dispatcher is None or not self.has_model:
             return
         if self.clock() - self._last_resend >= self.resend_every_s:
             self._last_resend = self.clock()

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import sqlalchemy as sa
 from dependency_injector import containers, providers
 
+from argus.adapters.explain.service import ExplainService, with_explanations
 from argus.adapters.http.app import build_app
 from argus.adapters.http.ratelimit import RateLimiter
 from argus.adapters.http.snapshots import render_tick
@@ -16,7 +17,10 @@ from argus.adapters.sql.channel import SqlEngineChannel
 from argus.adapters.sql.database import LeaderLock, create_db_engine, migrate
 from argus.adapters.sql.history import SqlHistoryStore
 from argus.adapters.sql.store import SqlMetricsStore
+from argus.adapters.sql.training_runs import SqlTrainingRuns
+from argus.adapters.tft.manager import ModelManager
 from argus.adapters.tft.registry import DirectoryModelRegistry
+from argus.adapters.training_process import TrainingSupervisor
 from argus.domain.channel import EngineClient, RequestRouter
 from argus.domain.history import RetentionSweep
 from argus.domain.profiles import ProfileResolver
@@ -55,8 +59,9 @@ def load_forecaster(registry: DirectoryModelRegistry, device: str, threads: int)
     return forecaster
 
 
-def make_predictor(forecaster, profiles: ProfileResolver) -> Predictor | None:
-    return None if forecaster is None else Predictor(forecaster, profiles)
+def make_predictor(forecaster, profiles: ProfileResolver) -> Predictor:
+    """The tick use case; its forecaster is None until a model is loaded (hot reload swaps it)."""
+    return Predictor(forecaster, profiles)
 
 
 def make_router(channel, **handlers) -> RequestRouter:
@@ -64,12 +69,38 @@ def make_router(channel, **handlers) -> RequestRouter:
     return RequestRouter(channel, {kind: handler for kind, handler in handlers.items() if handler is not None})
 
 
-def make_housekeeping(channel: SqlEngineChannel, history_sweep=None) -> list[tuple[float, object]]:
+def make_housekeeping(channel: SqlEngineChannel, history_sweep=None, manager=None,
+                      supervisor=None) -> list[tuple[float, object]]:
     """Periodic engine chores as (interval in seconds, callable)."""
     chores: list[tuple[float, object]] = [(600.0, channel.purge)]
     if history_sweep is not None:
         chores.append((3600.0, history_sweep))  # history retention: hourly
+    if supervisor is not None:
+        chores.append((1.0, supervisor.poll))  # notice a finished, crashed or overdue training
+    if manager is not None:
+        chores.append((5.0, manager.follow_current))  # `argus reload`, another host: CURRENT changed
     return chores
+
+
+def make_supervisor(runs, settings: Settings, manager) -> TrainingSupervisor:
+    """The training supervisor, resuming a training that outlived a previous engine."""
+    supervisor = TrainingSupervisor(runs, settings.model_dir, on_promoted=manager.reload,
+                                    current_model=lambda: manager.loaded_name,
+                                    cancel_grace_s=settings.training_cancel_grace_s, env=settings.child_env())
+    supervisor.adopt()
+    return supervisor
+
+
+def load_tft(registry, name, device, threads):
+    from argus.adapters.tft.forecaster import TftForecaster
+
+    return TftForecaster.load(registry, name, device=device, threads=threads)
+
+
+def make_explain_service(predictor, plugins: PluginHost, store: SqlMetricsStore, settings: Settings) -> ExplainService:
+    """The engine's explanations: every plugin's explainers (built-ins first) over the predictor's model."""
+    return ExplainService(predictor, plugins.explainers(settings.explain_settings), known=store.server_exists,
+                          precompute_max=settings.explain_precompute_max)
 
 
 def make_engine_status(settings: Settings, forecaster) -> EngineStatus:
@@ -98,6 +129,8 @@ class Container(containers.DeclarativeContainer):
         RateLimiter, storage_url=settings.provided.rate_limit_storage, spec=settings.provided.rate_limits
     )
     api_key = providers.Singleton(require_api_key, settings)
+    registry = providers.Singleton(DirectoryModelRegistry, root=settings.provided.model_dir)
+    training_runs = providers.Singleton(SqlTrainingRuns, engine=db_engine)
     app = providers.Singleton(
         build_app,
         api_key=api_key,
@@ -110,10 +143,13 @@ class Container(containers.DeclarativeContainer):
         engine_stale_after_s=settings.provided.engine_stale_after_s,
         storage_errors=providers.Object((sa.exc.OperationalError, sa.exc.InterfaceError)),
         history=history,
+        model_registry=registry,
+        training_runs=training_runs,
+        engine_client=engine_client,
+        explain_timeout_s=settings.provided.explain_timeout_s,
     )
 
     # The engine process only: the model is loaded here, never in a web worker or the gunicorn master.
-    registry = providers.Singleton(DirectoryModelRegistry, root=settings.provided.model_dir)
     forecaster = providers.Singleton(
         load_forecaster, registry=registry, device=settings.provided.device, threads=settings.provided.torch_threads
     )
@@ -121,13 +157,27 @@ class Container(containers.DeclarativeContainer):
     alert_dispatcher = providers.Resource(
         open_dispatcher, sink_settings=settings.provided.sink_settings, plugin_host=plugins
     )
-    request_router = providers.Singleton(make_router, channel=channel)
+    engine_status = providers.Singleton(make_engine_status, settings=settings, forecaster=forecaster)
+    model_manager = providers.Singleton(
+        ModelManager, registry=registry, predictor=predictor, status=engine_status, loader=providers.Object(load_tft),
+        device=settings.provided.device, threads=settings.provided.torch_threads,
+    )
+    training_supervisor = providers.Singleton(make_supervisor, runs=training_runs, settings=settings,
+                                              manager=model_manager)
+    explain_service = providers.Singleton(make_explain_service, predictor=predictor, plugins=plugins, store=store,
+                                          settings=settings)
+    request_router = providers.Singleton(
+        make_router, channel=channel,
+        explain=explain_service.provided.handle,
+        reload_model=providers.Callable(lambda m: lambda p: m.reload(p.get("name")), model_manager),
+        start_training=training_supervisor.provided.start,
+        cancel_training=training_supervisor.provided.cancel,
+    )
     leader_lock = providers.Singleton(LeaderLock, engine=db_engine)
     history_sweep = providers.Singleton(
         RetentionSweep, retention=history, retention_days=settings.provided.history_retention_days
     )
     window_keeper = providers.Factory(WindowKeeper, feed=store, capacity=settings.provided.rolling_window_size)
-    engine_status = providers.Factory(make_engine_status, settings=settings, forecaster=forecaster)
     engine = providers.Factory(
         Engine,
         keeper=window_keeper,
@@ -135,9 +185,10 @@ class Container(containers.DeclarativeContainer):
         status=engine_status,
         predictor=predictor,
         tick_log=store,
-        render=providers.Object(render_tick),
+        render=providers.Callable(with_explanations, render=providers.Object(render_tick), service=explain_service),
         dispatcher=alert_dispatcher,
         router=request_router,
-        housekeeping=providers.Callable(make_housekeeping, channel=channel, history_sweep=history_sweep),
+        housekeeping=providers.Callable(make_housekeeping, channel=channel, history_sweep=history_sweep,
+                                        manager=model_manager, supervisor=training_supervisor),
         min_tick_interval_s=settings.provided.tick_interval_s,
     )

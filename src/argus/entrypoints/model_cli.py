@@ -24,8 +24,10 @@ def _profile_for():
 
 
 @click.command("train")
-@click.option("--data", "data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--data", "data", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Records as JSON Lines (optionally .gz), the schema of POST /feed/data.")
+@click.option("--from-db", "from_db", is_flag=True,
+              help="Train on every record in ARGUS_DATABASE_URL instead of a file (maintenance data skipped).")
 @click.option("--epochs", default=5, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--max-samples-per-epoch", default=12_800, show_default=True, type=click.IntRange(1),
               help="Random training windows drawn per epoch.")
@@ -42,12 +44,15 @@ def _profile_for():
 @click.option("--horizon-steps", default=96, show_default=True, type=click.IntRange(1))
 @click.option("--seed", default=42, show_default=True)
 @click.option("--activate/--no-activate", default=True, show_default=True, help="Mark the new model CURRENT.")
-def train_command(data: Path, epochs: int, max_samples_per_epoch: int, batch_size: int, from_model: str | None,
+def train_command(data: Path | None, from_db: bool,
+                  epochs: int, max_samples_per_epoch: int, batch_size: int, from_model: str | None,
                   output: str | None, val_days: float, holdout_days: float, holdout_servers: float,
                   hidden_size: int, max_encoder_steps: int, min_encoder_steps: int, horizon_steps: int,
                   seed: int, activate: bool) -> None:
-    """Train a TFT on a records file (CPU, or CUDA when present) and save it under ARGUS_MODEL_DIR."""
+    """Train a TFT on a records file or the database (CPU, or CUDA when present); save it under ARGUS_MODEL_DIR."""
     settings = _settings()
+    if (data is None) == (not from_db):
+        raise click.UsageError("give exactly one of --data FILE and --from-db")
     os.environ.setdefault("OMP_NUM_THREADS", str(settings.torch_threads))
     from argus.adapters.tft.training import TrainingConfig, train_model
 
@@ -64,9 +69,16 @@ def train_command(data: Path, epochs: int, max_samples_per_epoch: int, batch_siz
             click.echo(f"epoch {event['epoch']}/{event['epochs']}: val_loss {event['val_loss']:.4f} "
                        f"(best {event['best_val_loss']:.4f})", err=True)
         elif event["stage"] == "loading_data":
-            click.echo(f"reading {data} ...", err=True)
+            click.echo(f"reading {data or 'the database'} ...", err=True)
 
-    result = train_model(data, settings.model_dir, config, from_model=from_model, output_name=output,
+    source = data
+    if from_db:
+        from argus.entrypoints.training_job import series_from_database
+
+        source = series_from_database(settings)
+        if not source:
+            raise click.ClickException("the database holds no records to train on")
+    result = train_model(source, settings.model_dir, config, from_model=from_model, output_name=output,
                          profile_for=_profile_for(), progress=progress, activate=activate,
                          progress_bar=True)
     training = result.manifest["training"]
@@ -160,7 +172,60 @@ class _ProfileMap(dict):
         return self._resolve(key)
 
 
+@click.command("models")
+def models_command() -> None:
+    """List the models in ARGUS_MODEL_DIR (the current one is marked with *)."""
+    from argus.adapters.tft.registry import DirectoryModelRegistry
+
+    registry = DirectoryModelRegistry(_settings().model_dir)
+    current = registry.current()
+    models = registry.list()
+    if not models:
+        click.echo(f"no models in {registry.root}")
+    for info in models:
+        size_kb = round(float(info.manifest.get("size_bytes", 0)) / 1024)
+        click.echo(f"{'*' if info.name == current else ' '} {info.name}  created {info.created_at}  {size_kb} KB")
+
+
+@click.command("reload")
+@click.argument("name")
+def reload_command(name: str) -> None:
+    """Make NAME the served model: it is loaded and test-forecast here first, then CURRENT is switched.
+
+    A running engine follows CURRENT within seconds (and checks the model again before it goes live).
+    """
+    from argus.adapters.tft.forecaster import TftForecaster
+    from argus.adapters.tft.manager import check_forecaster
+    from argus.adapters.tft.registry import DirectoryModelRegistry
+    from argus.domain.forecast import ModelLoadError
+
+    settings = _settings()
+    registry = DirectoryModelRegistry(settings.model_dir)
+    try:
+        check_forecaster(TftForecaster.load(registry, name, device="cpu"))
+        registry.set_current(name)
+    except ModelLoadError as ex:
+        raise click.ClickException(str(ex)) from None
+    click.echo(f"{name} is CURRENT; a running engine switches to it within seconds")
+
+
+@click.command("train-job", hidden=True)
+@click.option("--training-id", required=True)
+@click.option("--epochs", required=True, type=click.IntRange(1, 1000))
+@click.option("--from-model", default=None)
+def train_job_command(training_id: str, epochs: int, from_model: str | None) -> None:
+    """Internal: the training process the engine starts for POST /admin/trigger-training."""
+    import sys
+
+    from argus.entrypoints.logs import configure_logging
+    from argus.entrypoints.training_job import run_training_job
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    sys.exit(run_training_job(settings, training_id, epochs, from_model))
+
+
 def register(group: click.Group) -> None:
-    """Add ``train`` and ``evaluate`` to the ``argus`` command group."""
-    group.add_command(train_command)
-    group.add_command(evaluate_command)
+    """Add the model commands to the ``argus`` command group."""
+    for command in (train_command, evaluate_command, models_command, reload_command, train_job_command):
+        group.add_command(command)

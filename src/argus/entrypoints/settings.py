@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -58,6 +59,26 @@ def parse_sink_settings(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
     return sections
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in choices:
+        raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _json_object(env: Mapping[str, str], name: str) -> dict[str, object]:
+    raw = env.get(name)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as ex:
+        raise ConfigurationError(f"{name} must be a JSON object: {ex}") from None
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"{name} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
 @attrs.frozen
 class Settings:
     """Everything configurable about a running Argus. See README "Settings" for each one."""
@@ -79,7 +100,19 @@ class Settings:
     log_level: str = "INFO"
     disabled_plugins: tuple[str, ...] = ()
     history_retention_days: int = 90
+    auto_promote: str = "better"
+    training_options: Mapping[str, object] = attrs.field(factory=dict, hash=False)
+    training_cancel_grace_s: float = 30.0
+    explain_timeout_s: float = 10.0
+    explain_precompute_max: int = 5
+    explain_shap_samples: int = 128
+    explain_shap_output: str = "driver_forecast"
     sink_settings: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict, hash=False)
+
+    @property
+    def explain_settings(self) -> dict[str, str]:
+        """What the ``argus_explainers`` hook receives: the ARGUS_EXPLAIN_* settings, prefix dropped."""
+        return {"shap_samples": str(self.explain_shap_samples), "shap_output": self.explain_shap_output}
 
     @property
     def api_key_file(self) -> Path:
@@ -112,6 +145,30 @@ class Settings:
             torch_threads=_int(env, "ARGUS_TORCH_THREADS", 1, minimum=1),
             log_level=(env.get("ARGUS_LOG_LEVEL") or "INFO").upper(),
             disabled_plugins=disabled,
+            auto_promote=_choice(env, "ARGUS_AUTO_PROMOTE", ("better", "always", "never"), "better"),
+            training_options=_json_object(env, "ARGUS_TRAINING_OPTIONS"),
+            training_cancel_grace_s=_float(env, "ARGUS_TRAINING_CANCEL_GRACE_S", 30.0),
             history_retention_days=_int(env, "ARGUS_HISTORY_RETENTION_DAYS", 90, minimum=1),
+            explain_timeout_s=_float(env, "ARGUS_EXPLAIN_TIMEOUT_S", 10.0),
+            explain_precompute_max=_int(env, "ARGUS_EXPLAIN_PRECOMPUTE_MAX", 5, minimum=0),
+            explain_shap_samples=_int(env, "ARGUS_EXPLAIN_SHAP_SAMPLES", 128, minimum=16),
+            explain_shap_output=_choice(env, "ARGUS_EXPLAIN_SHAP_OUTPUT", ("driver_forecast", "risk_score"),
+                                        "driver_forecast"),
             sink_settings=parse_sink_settings(env),
         )
+
+    def child_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment for a child process (the training job) that must see these same settings."""
+        env = dict(os.environ if base is None else base)
+        env.update({
+            "ARGUS_DATA_DIR": str(self.data_dir),
+            "ARGUS_DATABASE_URL": self.database_url,
+            "ARGUS_MODEL_DIR": str(self.model_dir),
+            "ARGUS_DEVICE": self.device,
+            "ARGUS_TORCH_THREADS": str(self.torch_threads),
+            "OMP_NUM_THREADS": str(self.torch_threads),
+            "ARGUS_LOG_LEVEL": self.log_level,
+            "ARGUS_AUTO_PROMOTE": self.auto_promote,
+            "ARGUS_TRAINING_OPTIONS": json.dumps(dict(self.training_options)),
+        })
+        return env

@@ -14,7 +14,8 @@ import falcon
 import falcon.media
 import orjson
 
-from argus.adapters.http import errors
+from argus.adapters.http import admin, errors
+from argus.adapters.http.explain import ExplainResource
 from argus.adapters.http.history import (
     AlertHistoryResource,
     EnvironmentResource,
@@ -111,6 +112,10 @@ def build_app(
     engine_stale_after_s: float = 30.0,
     storage_errors: Iterable[type[Exception]] = (),
     history: HistoryStore | None = None,
+    model_registry=None,
+    training_runs=None,
+    engine_client=None,
+    explain_timeout_s: float = 10.0,
 ) -> falcon.App:
     """Assemble the WSGI app; every collaborator comes in from the container."""
     app = falcon.App(
@@ -134,6 +139,9 @@ def build_app(
     bodies = PublishedBodies(published)
     app.add_route("/predictions/current", PredictionsResource(bodies, store, engine))
     app.add_route("/alerts/active", AlertsResource(bodies))
+    app.add_route("/explain/{server_name}", ExplainResource(published, store, engine, engine_client, explain_timeout_s))
+    if model_registry is not None and training_runs is not None and engine_client is not None:
+        admin.add_routes(app, model_registry, training_runs, engine_client)
     if history is not None:
         app.add_route("/historical/summary", SummaryResource(history))
         app.add_route("/historical/alerts", AlertHistoryResource(history))

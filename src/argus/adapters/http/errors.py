@@ -14,6 +14,9 @@ log = logging.getLogger(__name__)
 
 STATUS_BY_CODE = {
     "unknown_server": falcon.HTTP_404,
+    "not_found": falcon.HTTP_404,
+    "bad_request": falcon.HTTP_400,
+    "model_invalid": falcon.HTTP_422,
     "insufficient_data": falcon.HTTP_409,
     "conflict": falcon.HTTP_409,
     "engine_unavailable": falcon.HTTP_503,

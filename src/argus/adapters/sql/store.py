@@ -104,8 +104,8 @@ class SqlMetricsStore:
         with self.engine.connect() as connection:
             return [_record_from_row(row) for row in connection.execute(query)]
 
-    def server_histories(self, limit_per_server: int) -> Iterator[ServerHistory]:
-        """Yield each server's newest ``limit_per_server`` records as arrays (to rebuild windows)."""
+    def server_histories(self, limit_per_server: int | None) -> Iterator[ServerHistory]:
+        """Yield each server's newest ``limit_per_server`` records (None: all) as arrays, oldest first."""
         metric_columns = [t.records.c[name] for name in METRIC_FIELDS]
         with self.engine.connect() as connection:
             for name in self.server_names():

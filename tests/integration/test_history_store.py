@@ -89,9 +89,9 @@ def test_the_scripted_episode_is_stored_as_four_transitions(stores):
         ("raised", "healthy", "warning"), ("escalated", "warning", "critical"),
         ("de-escalated", "critical", "warning"), ("resolved", "warning", "healthy"),
     ]
-    assert [e.at.timestamp() for e in events] == [at(2), at(5), at(10), at(13)]
-    assert {e.raised_at.timestamp() for e in events} == {at(2)}
-    assert {e.resolved_at.timestamp() for e in events} == {at(13)}  # every row of the episode learns it
+    assert [e.at_epoch_s for e in events] == [at(2), at(5), at(10), at(13)]
+    assert {e.raised_at_epoch_s for e in events} == {at(2)}
+    assert {e.resolved_at_epoch_s for e in events} == {at(13)}  # every row of the episode learns it
     assert {e.resolution_duration_minutes for e in events} == {55.0}  # raised 10:10, resolved 11:05
     assert events[-1].peak_level == "critical" and events[-1].breached is False
 
@@ -138,7 +138,7 @@ def test_environment_snapshots_are_thinned_evenly_keeping_both_ends(stores):
     assert [s.total_servers for s in full] == [3] * TICKS
     assert sum(s.critical_count for s in full) == 3 + 2  # ppdb001 on ticks 5-7, ppweb002 on 3-4
     thinned = history.fleet_snapshots(at(0), END, max_points=5)
-    assert [s.at for s in thinned] == [full[i].at for i in (0, 4, 8, 11, 15)]
+    assert [s.at_epoch_s for s in thinned] == [full[i].at_epoch_s for i in (0, 4, 8, 11, 15)]
     assert history.fleet_health_avg(at(0), END) == pytest.approx(np.mean([s.fleet_health for s in full]), abs=0.05)
     assert history.fleet_health_avg(END + 1, END + 100) is None
 

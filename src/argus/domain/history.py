@@ -9,7 +9,7 @@ import enum
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from typing import NamedTuple
 
 import attrs
 import numpy as np
@@ -83,11 +83,10 @@ class Trend(enum.Enum):
     WORSENING = "worsening"
 
 
-@attrs.frozen
-class AlertRecord:
-    """One stored alert event, as history reads it back."""
+class AlertRecord(NamedTuple):
+    """One stored alert event, as history reads it back (a tuple: exports read tens of thousands)."""
 
-    at: datetime
+    at_epoch_s: float
     server_name: str
     event_type: str
     previous_level: str
@@ -96,17 +95,17 @@ class AlertRecord:
     message: str
     profile: str
     metric: str | None
-    raised_at: datetime
-    resolved_at: datetime | None
+    raised_at_epoch_s: float
+    resolved_at_epoch_s: float | None  # set on every event of the alert once it resolves
     peak_level: str | None
     breached: bool
 
     @property
     def resolution_duration_minutes(self) -> float | None:
         """How long the alert this event belongs to lasted, raised to resolved; None while open."""
-        if self.resolved_at is None:
+        if self.resolved_at_epoch_s is None:
             return None
-        return round((self.resolved_at - self.raised_at).total_seconds() / 60.0, 1)
+        return round((self.resolved_at_epoch_s - self.raised_at_epoch_s) / 60.0, 1)
 
 
 @attrs.frozen
@@ -119,11 +118,10 @@ class AlertTotals:
     incidents_prevented: int
 
 
-@attrs.frozen
-class FleetSnapshot:
+class FleetSnapshot(NamedTuple):
     """The fleet's health on one tick."""
 
-    at: datetime
+    at_epoch_s: float
     total_servers: int
     critical_count: int
     warning_count: int

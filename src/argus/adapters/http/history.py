@@ -13,7 +13,6 @@ from collections.abc import Callable
 import falcon
 
 from argus.adapters.http.schemas import RequestValidationError
-from argus.adapters.http.snapshots import iso
 from argus.domain.errors import UnknownServerError
 from argus.domain.history import (
     DEFAULT_RANGES,
@@ -30,7 +29,7 @@ from argus.ports.history import HistoryStore
 DEFAULT_ALERTS_LIMIT = 1000
 MAX_ALERTS_LIMIT = 10_000
 ALERT_COLUMNS = ("timestamp", "server_name", "event_type", "previous_level", "new_level", "risk_score",
-                 "message", "profile", "metric", "raised_at", "resolved_at", "resolution_duration_minutes",
+                 "resolved_at", "resolution_duration_minutes", "raised_at", "message", "profile", "metric",
                  "peak_level", "breached")
 ENVIRONMENT_COLUMNS = ("timestamp", "total_servers", "critical_count", "warning_count", "degraded_count",
                        "healthy_count", "fleet_health", "prob_30m", "prob_8h")
@@ -62,35 +61,41 @@ def _int_param(req: falcon.Request, name: str, default: int, low: int, high: int
     return value
 
 
+def iso(epoch_s: float) -> str:
+    """``2025-01-15T08:30:00`` (UTC, whole seconds): fast enough for exports of many rows."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_s))
+
+
+def alert_values(r: AlertRecord) -> tuple:
+    """An alert event's values in ALERT_COLUMNS order."""
+    return (
+        iso(r.at_epoch_s), r.server_name, r.event_type, r.previous_level, r.new_level, round(r.risk_score, 1),
+        None if r.resolved_at_epoch_s is None else iso(r.resolved_at_epoch_s), r.resolution_duration_minutes,
+        iso(r.raised_at_epoch_s), r.message, r.profile, r.metric, r.peak_level, bool(r.breached),
+    )
+
+
+def snapshot_values(s: FleetSnapshot) -> tuple:
+    """A snapshot's values in ENVIRONMENT_COLUMNS order."""
+    return (iso(s.at_epoch_s), s.total_servers, s.critical_count, s.warning_count, s.degraded_count,
+            s.healthy_count, round(s.fleet_health, 1), s.prob_30m, s.prob_8h)
+
+
 def alert_row(record: AlertRecord) -> dict:
     """The reference's alert event, plus raised_at, message, profile, metric, peak_level, breached."""
-    return {
-        "timestamp": iso(record.at), "server_name": record.server_name, "event_type": record.event_type,
-        "previous_level": record.previous_level, "new_level": record.new_level,
-        "risk_score": round(record.risk_score, 1),
-        "resolved_at": None if record.resolved_at is None else iso(record.resolved_at),
-        "resolution_duration_minutes": record.resolution_duration_minutes,
-        "raised_at": iso(record.raised_at), "message": record.message, "profile": record.profile,
-        "metric": record.metric, "peak_level": record.peak_level, "breached": record.breached,
-    }
+    return dict(zip(ALERT_COLUMNS, alert_values(record), strict=True))
 
 
 def snapshot_row(snapshot: FleetSnapshot) -> dict:
     """The reference's snapshot, plus degraded_count, prob_30m and prob_8h."""
-    return {
-        "timestamp": iso(snapshot.at), "total_servers": snapshot.total_servers,
-        "critical_count": snapshot.critical_count, "warning_count": snapshot.warning_count,
-        "degraded_count": snapshot.degraded_count, "healthy_count": snapshot.healthy_count,
-        "fleet_health": round(snapshot.fleet_health, 1), "prob_30m": snapshot.prob_30m,
-        "prob_8h": snapshot.prob_8h,
-    }
+    return dict(zip(ENVIRONMENT_COLUMNS, snapshot_values(snapshot), strict=True))
 
 
-def to_csv(columns: tuple[str, ...], rows: list[dict]) -> str:
-    """Write ``rows`` as CSV with a header; the csv module quotes commas, quotes and newlines."""
+def to_csv(columns: tuple[str, ...], rows) -> str:
+    """Write ``rows`` (value tuples) as CSV with a header; the csv module quotes commas, quotes, newlines."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
     writer.writerows(rows)
     return out.getvalue()
 
@@ -179,10 +184,10 @@ class ExportResource(_HistoryResource):
         now = self._clock()
         start, end = time_range.window(now)
         if table == "alerts":
-            rows = [alert_row(e) for e in reversed(self._history.alert_events(start, end))]
-            csv_data = to_csv(ALERT_COLUMNS, rows)
+            events = self._history.alert_events(start, end)
+            csv_data = to_csv(ALERT_COLUMNS, map(alert_values, reversed(events)))
         else:
-            csv_data = to_csv(ENVIRONMENT_COLUMNS, [snapshot_row(s) for s in self._history.fleet_snapshots(start, end)])
+            csv_data = to_csv(ENVIRONMENT_COLUMNS, map(snapshot_values, self._history.fleet_snapshots(start, end)))
         filename = f"argus_{table}_{time_range.label}_{time.strftime('%Y%m%d_%H%M%S', time.gmtime(now))}.csv"
         if req.client_prefers([falcon.MEDIA_JSON, MEDIA_CSV]) == MEDIA_CSV:
             resp.content_type = f"{MEDIA_CSV}; charset=utf-8"

@@ -8,11 +8,12 @@ import sqlalchemy as sa
 from argus.adapters.sql import tables as t
 from argus.domain.alerts import AlertLevel, EventType
 from argus.domain.history import AlertRecord, AlertTotals, FleetSnapshot, RiskSeries, thin_indices
-from argus.domain.metrics import utc_from_epoch
 
 _RANK = {level.value: level.rank for level in AlertLevel}
 _ALERTING = (AlertLevel.DEGRADED, AlertLevel.WARNING, AlertLevel.CRITICAL)
 _ISSUED = (EventType.RAISED.value, EventType.ESCALATED.value)
+_ALERT_COLUMNS = ("at", "server_name", "event_type", "previous_level", "new_level", "risk_score", "message",
+                  "profile", "metric", "raised_at", "resolved_at", "peak_level", "breached")
 _SNAPSHOT_COLUMNS = ("at", "total_servers", "critical_count", "warning_count", "degraded_count",
                      "healthy_count", "fleet_health", "prob_30m", "prob_8h")
 #: The purge deletes in slices of this many seconds, so the engine's tick never waits long on it.
@@ -63,16 +64,14 @@ class SqlHistoryStore:
                      limit: int | None = None, offset: int = 0) -> list[AlertRecord]:
         e = t.alert_events
         query = (
-            sa.select(e.c.at, e.c.server_name, e.c.event_type, e.c.previous_level, e.c.new_level, e.c.risk_score,
-                      e.c.message, e.c.profile, e.c.metric, e.c.raised_at, e.c.resolved_at, e.c.peak_level,
-                      e.c.breached)
+            sa.select(*(e.c[name] for name in _ALERT_COLUMNS))
             .where(*_events_in(start, end, server_name))
             .order_by(e.c.at.desc(), e.c.id.desc())
             .limit(limit)
             .offset(offset)
         )
         with self.engine.connect() as connection:
-            return [_alert_record(row) for row in connection.execute(query)]
+            return [AlertRecord._make(row) for row in connection.execute(query).all()]
 
     # -- fleet -------------------------------------------------------------------------------
 
@@ -98,7 +97,7 @@ class SqlHistoryStore:
                 wanted = [i + 1 for i in thin_indices(n, max_points)]
                 query = (sa.select(*(numbered.c[name] for name in _SNAPSHOT_COLUMNS))
                          .where(numbered.c.rn.in_(wanted)).order_by(numbered.c.rn))
-            return [_snapshot(row) for row in connection.execute(query)]
+            return [FleetSnapshot._make(row) for row in connection.execute(query).all()]
 
     # -- servers -----------------------------------------------------------------------------
 
@@ -144,22 +143,3 @@ def _events_in(start: float, end: float, server_name: str | None) -> list:
     if server_name is not None:
         conditions.append(e.c.server_name == server_name)
     return conditions
-
-
-def _alert_record(row) -> AlertRecord:
-    return AlertRecord(
-        at=utc_from_epoch(row.at), server_name=row.server_name, event_type=row.event_type,
-        previous_level=row.previous_level, new_level=row.new_level, risk_score=float(row.risk_score),
-        message=row.message, profile=row.profile, metric=row.metric, raised_at=utc_from_epoch(row.raised_at),
-        resolved_at=None if row.resolved_at is None else utc_from_epoch(row.resolved_at),
-        peak_level=row.peak_level, breached=bool(row.breached),
-    )
-
-
-def _snapshot(row) -> FleetSnapshot:
-    return FleetSnapshot(
-        at=utc_from_epoch(row.at), total_servers=int(row.total_servers), critical_count=int(row.critical_count),
-        warning_count=int(row.warning_count), degraded_count=int(row.degraded_count),
-        healthy_count=int(row.healthy_count), fleet_health=float(row.fleet_health), prob_30m=float(row.prob_30m),
-        prob_8h=float(row.prob_8h),
-    )

@@ -1,4 +1,4 @@
-"""Argus's own hook implementations: the built-in server profiles and alert sinks."""
+"""Argus's own hook implementations: the built-in server profiles, alert sinks and explainers."""
 
 from __future__ import annotations
 
@@ -23,3 +23,15 @@ def argus_alert_sinks(settings):
     if settings.get("alertmanager", {}).get("url"):
         sinks.append(AlertmanagerSink.from_settings(settings["alertmanager"]))
     return sinks
+
+
+@hookimpl(tryfirst=True)
+def argus_explainers(settings):
+    """SHAP, then attention, then counterfactuals (which use the SHAP top features); torch and shap load lazily."""
+    from argus.adapters.explain.attention import AttentionExplainer
+    from argus.adapters.explain.counterfactual import CounterfactualExplainer
+    from argus.adapters.explain.shap_explainer import ShapExplainer
+
+    shap = ShapExplainer(nsamples=int(settings.get("shap_samples") or 128),
+                         output=settings.get("shap_output") or "driver_forecast")
+    return [shap, AttentionExplainer(), CounterfactualExplainer()]

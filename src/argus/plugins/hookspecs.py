@@ -9,6 +9,7 @@ import pluggy
 from argus.domain.profiles import ServerProfile
 from argus.plugins import PROJECT
 from argus.ports.alerting import AlertSink
+from argus.ports.explaining import Explainer
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 
@@ -47,4 +48,22 @@ def argus_alert_sinks(settings: Mapping[str, Mapping[str, str]]) -> Iterable[Ale
     (``AlertSink.send``) and, periodically, the active alerts (``AlertSink.resend``) on a thread of
     its own behind a bounded queue. The built-in plugin contributes ``log`` (always),
     ``webhook`` (when ``webhook.url`` is set) and ``alertmanager`` (when ``alertmanager.url`` is set).
+    """
+
+
+@hookspec
+def argus_explainers(settings: Mapping[str, str]) -> Iterable[Explainer]:
+    """Contribute explainers: each adds one section, under its ``name``, to ``GET /explain/{server}``.
+
+    ``settings`` holds the ``ARGUS_EXPLAIN_*`` settings, lower-cased without the prefix, as strings
+    (``shap_samples``, ``shap_output``, ...); read what concerns you and ignore the rest.
+
+    Called once at start-up in the engine process (the only process holding the model); the
+    results of all plugins are combined, built-ins first, and two explainers with the same ``name``
+    fail start-up. Each explainer is then called with an ``ExplanationContext`` (the server's
+    window, forecast, risk assessment, profile and the forecaster itself) for the servers
+    precomputed on each tick and for on-demand requests; it may read the sections of the explainers
+    before it from ``context.sections``. The built-in plugin contributes ``shap`` (Kernel SHAP over
+    the model's input series), ``attention`` (the TFT's attention as focus periods) and
+    ``counterfactuals`` (operator scenarios re-run through the model and the risk scorer).
     """

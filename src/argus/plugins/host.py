@@ -10,6 +10,7 @@ import pluggy
 from argus.domain.profiles import ProfileResolver
 from argus.plugins import PROJECT, builtin, hookspecs
 from argus.ports.alerting import AlertSink
+from argus.ports.explaining import Explainer
 
 log = logging.getLogger(__name__)
 
@@ -55,3 +56,13 @@ class PluginHost:
         if duplicates:
             raise ValueError(f"duplicate alert sink name(s): {', '.join(duplicates)}")
         return sinks
+
+    def explainers(self, settings: Mapping[str, str] | None = None) -> list[Explainer]:
+        """Collect every plugin's explainers, built-ins first; a duplicate name raises ValueError."""
+        found = [e for contributed in self.pm.hook.argus_explainers(settings=dict(settings or {}))
+                 for e in contributed or ()]
+        names = [explainer.name for explainer in found]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate explainer name(s): {', '.join(duplicates)}")
+        return found

@@ -1,0 +1,49 @@
+"""Re-run the real forecaster (and risk scorer) on changed copies of a server's window, in one batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from argus.domain.explanation import ExplanationContext
+from argus.domain.forecast import Forecast
+from argus.domain.metrics import MetricsWindow
+from argus.domain.risk import RiskAssessment, assess, current_values, recent_means
+
+MARGIN_ROWS = 16  # rows kept before the encoder: the window cut must see the same segment start
+
+
+def trimmed_rows(context: ExplanationContext) -> tuple[slice, slice]:
+    """Return (rows to copy from the window, the encoder rows relative to that copy)."""
+    encoder = context.encoder_rows()
+    start = max(0, encoder.start - MARGIN_ROWS)
+    stop = len(context.window)
+    return slice(start, stop), slice(encoder.start - start, stop - start)
+
+
+def forecast_variants(context: ExplanationContext, variants: Sequence[np.ndarray],
+                      rows: slice) -> list[Forecast | None]:
+    """Forecast each variant of ``window.values[rows]`` (same timestamps and statuses) in one batch."""
+    window = context.window
+    ts, statuses = window.timestamps[rows], window.statuses[rows]
+    names = [f"{context.server_name}\x00{i}" for i in range(len(variants))]
+    windows = [MetricsWindow.from_arrays(name, len(ts), ts, values.astype(np.float32), statuses)
+               for name, values in zip(names, variants, strict=True)]
+    forecasts = context.forecaster.forecast(windows, dict.fromkeys(names, context.profile.name))
+    return [forecasts.get(name) for name in names]
+
+
+def assess_variant(context: ExplanationContext, values: np.ndarray, rows: slice,
+                   forecast: Forecast | None) -> RiskAssessment:
+    """Score a changed window as the tick would, keeping the tick's anomaly and maintenance flags.
+
+    The anomaly (observations against earlier forecasts) cannot be replayed for an invented
+    window, so it is carried over unchanged: a scenario never lowers that part of the score.
+    """
+    window = MetricsWindow.from_arrays(context.server_name, len(values), context.window.timestamps[rows],
+                                       values.astype(np.float32), context.window.statuses[rows])
+    original = context.assessment
+    return assess(context.server_name, original.profile, context.profile.limits, current_values(window),
+                  recent_means(window), forecast, original.anomaly, original.anomaly_metric,
+                  maintenance=original.maintenance)

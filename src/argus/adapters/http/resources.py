@@ -90,6 +90,8 @@ class StatusResource:
                 "last_prediction": None,
                 "uptime_seconds": None,
                 "warmup_complete": self._store.count_records(WARMUP_MIN_RECORDS) >= WARMUP_MIN_RECORDS,
+                "window_records": None,
+                "servers_ready": None,
                 "engine": {"running": False, "heartbeat_age_s": None},
             }
             return

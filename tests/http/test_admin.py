@@ -11,7 +11,6 @@ import pytest
 from dependency_injector import providers
 from falcon import testing
 
-from argus.adapters.http import admin
 from argus.entrypoints.container import Container
 from tests.conftest import API_KEY
 from tests.model.conftest import synthetic_records
@@ -125,8 +124,8 @@ def test_reload_without_a_path_takes_the_newest_model(client, running_engine):
     assert result.status_code == 200 and result.json["model"] == "tft_20250102_000000"
 
 
-def test_admin_actions_without_an_engine_are_a_503_with_retry_after(client, monkeypatch):
-    monkeypatch.setattr(admin, "RELOAD_TIMEOUT_S", 0.3)
+def test_admin_actions_without_an_engine_are_a_503_with_retry_after(settings, model_dir, make_client):
+    client = make_client(attrs.evolve(settings, model_dir=model_dir, admin_timeout_s=0.3))
     result = client.simulate_post("/admin/reload-model", json={"model_path": "tft_20250102_000000"})
     assert result.status_code == 503 and result.headers["Retry-After"]
 

@@ -104,6 +104,7 @@ class Settings:
     training_options: Mapping[str, object] = attrs.field(factory=dict, hash=False)
     training_cancel_grace_s: float = 30.0
     explain_timeout_s: float = 10.0
+    admin_timeout_s: float = 60.0
     explain_precompute_max: int = 5
     explain_shap_samples: int = 128
     explain_shap_output: str = "driver_forecast"
@@ -150,6 +151,7 @@ class Settings:
             training_cancel_grace_s=_float(env, "ARGUS_TRAINING_CANCEL_GRACE_S", 30.0),
             history_retention_days=_int(env, "ARGUS_HISTORY_RETENTION_DAYS", 90, minimum=1),
             explain_timeout_s=_float(env, "ARGUS_EXPLAIN_TIMEOUT_S", 10.0),
+            admin_timeout_s=_float(env, "ARGUS_ADMIN_TIMEOUT_S", 60.0),
             explain_precompute_max=_int(env, "ARGUS_EXPLAIN_PRECOMPUTE_MAX", 5, minimum=0),
             explain_shap_samples=_int(env, "ARGUS_EXPLAIN_SHAP_SAMPLES", 128, minimum=16),
             explain_shap_output=_choice(env, "ARGUS_EXPLAIN_SHAP_OUTPUT", ("driver_forecast", "risk_score"),

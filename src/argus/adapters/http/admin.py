@@ -14,8 +14,7 @@ from argus.domain.errors import ArgusError, BadRequestError, NotFoundError
 from argus.domain.forecast import ModelLoadError
 from argus.domain.training import training_stats
 
-RELOAD_TIMEOUT_S = 120.0
-TRAINING_TIMEOUT_S = 30.0
+DEFAULT_TIMEOUT_S = 60.0  # ARGUS_ADMIN_TIMEOUT_S: loading and checking a model takes seconds, not minutes
 
 
 def resolve_model_name(model_dir: Path, given: str) -> str:
@@ -54,11 +53,11 @@ def _iso(epoch_s: float | None) -> str | None:
 class _Admin:
     rate_limit_group = "admin"
 
-    def __init__(self, registry, runs, client) -> None:
-        self.registry, self.runs, self.client = registry, runs, client
+    def __init__(self, registry, runs, client, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.registry, self.runs, self.client, self.timeout_s = registry, runs, client, timeout_s
 
-    def _call(self, req: falcon.Request, kind: str, payload: dict, timeout_s: float) -> dict:
-        return self.client.call(kind, payload, timeout_s, getattr(req.context, "request_id", None))
+    def _call(self, req: falcon.Request, kind: str, payload: dict) -> dict:
+        return self.client.call(kind, payload, self.timeout_s, getattr(req.context, "request_id", None))
 
 
 class ModelsResource(_Admin):
@@ -103,7 +102,7 @@ class ReloadResource(_Admin):
                 self.registry.info(name)
             except ModelLoadError as ex:
                 raise ReloadRefusedError(str(ex)) from None
-        resp.media = self._call(req, "reload_model", {"name": name}, RELOAD_TIMEOUT_S)
+        resp.media = self._call(req, "reload_model", {"name": name})
 
 
 class ReloadRefusedError(ArgusError):
@@ -126,7 +125,7 @@ class TriggerTrainingResource(_Admin):
         if errors:
             raise RequestValidationError(errors)
         payload = {"epochs": int(epochs), "incremental": incremental in ("true", "1", "yes")}
-        resp.media = self._call(req, "start_training", payload, TRAINING_TIMEOUT_S)
+        resp.media = self._call(req, "start_training", payload)
 
 
 class TrainingStatusResource(_Admin):
@@ -165,13 +164,13 @@ class CancelTrainingResource(_Admin):
     """POST /admin/cancel-training: really stops the training process; 409 when none runs."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = self._call(req, "cancel_training", {}, TRAINING_TIMEOUT_S)
+        resp.media = self._call(req, "cancel_training", {})
 
 
-def add_routes(app: falcon.App, registry, runs, client) -> None:
-    app.add_route("/admin/models", ModelsResource(registry, runs, client))
-    app.add_route("/admin/reload-model", ReloadResource(registry, runs, client))
-    app.add_route("/admin/trigger-training", TriggerTrainingResource(registry, runs, client))
-    app.add_route("/admin/training-status", TrainingStatusResource(registry, runs, client))
-    app.add_route("/admin/training-stats", TrainingStatsResource(registry, runs, client))
-    app.add_route("/admin/cancel-training", CancelTrainingResource(registry, runs, client))
+def add_routes(app: falcon.App, registry, runs, client, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    for path, resource in (
+        ("/admin/models", ModelsResource), ("/admin/reload-model", ReloadResource),
+        ("/admin/trigger-training", TriggerTrainingResource), ("/admin/training-status", TrainingStatusResource),
+        ("/admin/training-stats", TrainingStatsResource), ("/admin/cancel-training", CancelTrainingResource),
+    ):
+        app.add_route(path, resource(registry, runs, client, timeout_s))

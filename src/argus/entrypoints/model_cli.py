@@ -104,9 +104,12 @@ def train_command(data: Path | None, from_db: bool,
               help='Incident windows (JSON list of {"server_name", "start", "end"}) instead of limit breaches.')
 @click.option("--tick-minutes", default=30, show_default=True, type=click.IntRange(5, 1440),
               help="Replay tick interval (data time) for --incidents.")
+@click.option("--explain/--no-explain", default=False, show_default=True,
+              help="With the incident replay: explain each alerted incident (SHAP) and report how often its top 3 "
+                   "features include a labelled metrics_involved field (or the breached metric).")
 def evaluate_command(data: Path, model: str | None, origins: int, servers: str, json_out: Path | None,
                      png_out: Path | None, record: bool, incidents: bool, labels_path: Path | None,
-                     tick_minutes: int) -> None:
+                     tick_minutes: int, explain: bool) -> None:
     """Rolling-origin backtest: the TFT against seasonal naive and last value on the same origins."""
     settings = _settings()
     from argus.adapters.tft.artifacts import update_manifest
@@ -122,7 +125,13 @@ def evaluate_command(data: Path, model: str | None, origins: int, servers: str, 
     report, result = evaluate(forecaster, series, origins=origins, servers=servers,
                               profiles=_ProfileMap(resolve))
     click.echo(format_table(report))
-    if incidents or labels_path:
+    if explain:
+        report["incidents"], report["explain"] = _explanations(forecaster, series, report, labels_path, tick_minutes,
+                                                               settings)
+        click.echo(_incident_line(report["incidents"]))
+        click.echo(f"explanations: top-3 agreement {report['explain']['agreement_top3']} over "
+                   f"{report['explain']['explained']} alerted incidents")
+    elif incidents or labels_path:
         report["incidents"] = _incidents(forecaster, series, report, labels_path, tick_minutes, settings)
         click.echo(_incident_line(report["incidents"]))
     if json_out:
@@ -152,6 +161,23 @@ def _incidents(forecaster, series, report, labels_path, tick_minutes, settings) 
                err=True)
     return evaluate_incidents(forecaster, chosen, start, ProfileResolver(), labels, tick_minutes,
                               settings.rolling_window_size)
+
+
+def _explanations(forecaster, series, report, labels_path, tick_minutes, settings) -> tuple[dict, dict]:
+    from datetime import datetime
+
+    from argus.adapters.explain.evaluation import evaluate_explanations
+    from argus.domain.profiles import ProfileResolver
+
+    trained = set(forecaster.manifest.get("training", {}).get("data", {}).get("server_names", []))
+    chosen = {name: s for name, s in series.items()
+              if report["servers"] == "all" or (name in trained) == (report["servers"] == "seen")}
+    start = int(datetime.fromisoformat(report["period_start"]).replace(tzinfo=UTC).timestamp())
+    labels = json.loads(labels_path.read_text()) if labels_path else None
+    click.echo(f"replaying {len(chosen)} servers through the alert pipeline, explaining alerted incidents ...",
+               err=True)
+    return evaluate_explanations(forecaster, chosen, start, ProfileResolver(), labels, tick_minutes,
+                                 settings.rolling_window_size, settings.explain_shap_samples)
 
 
 def _incident_line(r: dict) -> str:

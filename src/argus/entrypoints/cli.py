@@ -66,12 +66,13 @@ def _settings() -> Settings:
 
 
 def _register_optional_commands() -> None:
-    """Commands owned by other modules (model training and evaluation)."""
+    """Commands owned by other modules (model training and evaluation, feed, demo)."""
     import importlib
     import importlib.util
 
-    if importlib.util.find_spec("argus.entrypoints.model_cli") is not None:
-        importlib.import_module("argus.entrypoints.model_cli").register(cli)
+    for module in ("argus.entrypoints.model_cli", "argus.entrypoints.feed_cli", "argus.entrypoints.demo_cli"):
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module).register(cli)
 
 
 _register_optional_commands()

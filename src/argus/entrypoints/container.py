@@ -16,6 +16,7 @@ from argus.adapters.http.snapshots import render_tick
 from argus.adapters.sql.channel import SqlEngineChannel
 from argus.adapters.sql.database import LeaderLock, create_db_engine, migrate
 from argus.adapters.sql.history import SqlHistoryStore
+from argus.adapters.sql.metrics_query import SqlMetricsQuery
 from argus.adapters.sql.store import SqlMetricsStore
 from argus.adapters.sql.training_runs import SqlTrainingRuns
 from argus.adapters.tft.manager import ModelManager
@@ -131,6 +132,7 @@ class Container(containers.DeclarativeContainer):
     api_key = providers.Singleton(require_api_key, settings)
     registry = providers.Singleton(DirectoryModelRegistry, root=settings.provided.model_dir)
     training_runs = providers.Singleton(SqlTrainingRuns, engine=db_engine)
+    metrics_query = providers.Singleton(SqlMetricsQuery, engine=db_engine)
     app = providers.Singleton(
         build_app,
         api_key=api_key,
@@ -147,6 +149,7 @@ class Container(containers.DeclarativeContainer):
         training_runs=training_runs,
         engine_client=engine_client,
         explain_timeout_s=settings.provided.explain_timeout_s,
+        metrics_query=metrics_query.provided.recent,
     )
 
     # The engine process only: the model is loaded here, never in a web worker or the gunicorn master.

@@ -14,7 +14,7 @@ import falcon
 import falcon.media
 import orjson
 
-from argus.adapters.http import admin, errors
+from argus.adapters.http import admin, errors, web
 from argus.adapters.http.explain import ExplainResource
 from argus.adapters.http.history import (
     AlertHistoryResource,
@@ -116,6 +116,7 @@ def build_app(
     training_runs=None,
     engine_client=None,
     explain_timeout_s: float = 10.0,
+    metrics_query=None,
 ) -> falcon.App:
     """Assemble the WSGI app; every collaborator comes in from the container."""
     app = falcon.App(
@@ -148,4 +149,5 @@ def build_app(
         app.add_route("/historical/server/{server_name}", ServerHistoryResource(history))
         app.add_route("/historical/environment", EnvironmentResource(history))
         app.add_route("/historical/export/{table}", ExportResource(history))
+    web.add_routes(app, metrics_query)  # the page at / (public files) and /servers/{name}/metrics
     return app

@@ -1,0 +1,1 @@
+"""The demo: a simulated fleet fed through the public API (``argus demo``)."""

@@ -179,7 +179,7 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=30.0)
     parser.add_argument("--tick-minutes", type=float, default=5.0)
     parser.add_argument("--episodes-per-server-day", type=float, default=0.5)
-    parser.add_argument("--url", help="database URL (default: a new SQLite file in a temporary directory)")
+    parser.add_argument("--url", help="database URL, WIPED first (default: a new SQLite file in a temporary directory)")
     parser.add_argument("--db", type=Path, help="an SQLite file: seeded when missing, reused when present")
     parser.add_argument("--requests", type=int, default=10)
     parser.add_argument("--json", type=Path)

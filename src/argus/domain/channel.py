@@ -91,22 +91,33 @@ class RequestRouter:
     def register(self, kind: str, handler: Handler) -> None:
         self.handlers[kind] = handler
 
-    def handle_pending(self, limit: int = 20) -> int:
-        """Answer up to ``limit`` pending requests; return how many were handled."""
+    def handle_pending(self, limit: int = 20, budget_s: float = 1.0) -> int:
+        """Answer pending requests, one claim at a time, until ``limit`` or ``budget_s`` is used up.
+
+        The budget keeps a flood of slow requests (explanations take a second or two) from
+        starving the engine's other work: ingestion, ticks and the heartbeat workers rely on.
+        """
         handled = 0
-        for request in self.channel.claim(limit, self.clock()):
+        started = self.clock()
+        while handled < limit and self.clock() - started < budget_s:
+            claimed = self.channel.claim(1, self.clock())
+            if not claimed:
+                break
+            self._handle(claimed[0])
             handled += 1
-            handler = self.handlers.get(request.kind)
-            if handler is None:
-                self.channel.fail(request.id, "unknown_request", f"The engine cannot handle {request.kind!r} requests")
-                continue
-            try:
-                result = handler(request.payload)
-            except ArgusError as ex:
-                self.channel.fail(request.id, ex.code, str(ex))
-            except Exception as ex:  # noqa: BLE001 - answered as a failure, logged with its traceback
-                log.exception("engine request %s (%s) failed", request.id, request.kind)
-                self.channel.fail(request.id, "engine_error", f"{type(ex).__name__} while handling {request.kind}")
-            else:
-                self.channel.answer(request.id, result)
         return handled
+
+    def _handle(self, request: EngineRequest) -> None:
+        handler = self.handlers.get(request.kind)
+        if handler is None:
+            self.channel.fail(request.id, "unknown_request", f"The engine cannot handle {request.kind!r} requests")
+            return
+        try:
+            result = handler(request.payload)
+        except ArgusError as ex:
+            self.channel.fail(request.id, ex.code, str(ex))
+        except Exception as ex:  # noqa: BLE001 - answered as a failure, logged with its traceback
+            log.exception("engine request %s (%s) failed", request.id, request.kind)
+            self.channel.fail(request.id, "engine_error", f"{type(ex).__name__} while handling {request.kind}")
+        else:
+            self.channel.answer(request.id, result)

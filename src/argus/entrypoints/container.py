@@ -148,6 +148,7 @@ class Container(containers.DeclarativeContainer):
         model_registry=registry,
         training_runs=training_runs,
         engine_client=engine_client,
+        admin_timeout_s=settings.provided.admin_timeout_s,
         explain_timeout_s=settings.provided.explain_timeout_s,
         metrics_query=metrics_query.provided.recent,
     )

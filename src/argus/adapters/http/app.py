@@ -16,6 +16,7 @@ import orjson
 
 from argus.adapters.http import admin, errors, web
 from argus.adapters.http.explain import ExplainResource
+from argus.adapters.http.openapi import OpenApiResource
 from argus.adapters.http.history import (
     AlertHistoryResource,
     EnvironmentResource,
@@ -115,6 +116,7 @@ def build_app(
     model_registry=None,
     training_runs=None,
     engine_client=None,
+    admin_timeout_s: float = 60.0,
     explain_timeout_s: float = 10.0,
     metrics_query=None,
 ) -> falcon.App:
@@ -142,7 +144,7 @@ def build_app(
     app.add_route("/alerts/active", AlertsResource(bodies))
     app.add_route("/explain/{server_name}", ExplainResource(published, store, engine, engine_client, explain_timeout_s))
     if model_registry is not None and training_runs is not None and engine_client is not None:
-        admin.add_routes(app, model_registry, training_runs, engine_client)
+        admin.add_routes(app, model_registry, training_runs, engine_client, admin_timeout_s)
     if history is not None:
         app.add_route("/historical/summary", SummaryResource(history))
         app.add_route("/historical/alerts", AlertHistoryResource(history))
@@ -150,4 +152,5 @@ def build_app(
         app.add_route("/historical/environment", EnvironmentResource(history))
         app.add_route("/historical/export/{table}", ExportResource(history))
     web.add_routes(app, metrics_query)  # the page at / (public files) and /servers/{name}/metrics
+    app.add_route("/openapi.json", OpenApiResource())
     return app

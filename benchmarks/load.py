@@ -1,0 +1,205 @@
+"""Soak: 1,000 servers feeding every 5 simulated minutes while clients poll, on loopback.
+
+    .venv/bin/python benchmarks/load.py [--minutes 10] [--servers 1000] [--step-seconds 5] [--json out.json]
+
+Starts `argus serve --workers 2` on a fresh SQLite database with the shipped model, backfills one
+hour of history so every server is ready, then for ``--minutes``: one feeder posts the whole
+fleet's next 5-minute step every ``--step-seconds`` real seconds (60× faster than life at 5 s),
+and three clients poll /predictions/current, /alerts/active and /explain/{random server} as fast
+as they are answered. Reports throughput, p50/p99 latency and status codes per endpoint, ticks
+done, and the RSS of every Argus process after warm-up and at the end (target: flat).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+KEY = "load-key-0123456789abcdef"
+BASE = 1_736_899_200
+PREFIXES = ("ppdb", "ppweb", "ppml", "ppetl", "ppapi", "pprisk", "ppcon")
+
+
+def _records(servers: int, step: int, rng: random.Random) -> bytes:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(BASE + 300 * step))
+    out = []
+    for s in range(servers):
+        cpu = 30 + 20 * ((s * 7 + step) % 24) / 24 + rng.uniform(-3, 3)
+        mem = min(99.0, 50 + (s % 40) + 0.02 * step * (s % 3))
+        out.append({"timestamp": stamp, "server_name": f"{PREFIXES[s % 7]}{s:04d}", "status": "healthy",
+                    "cpu_user_pct": round(cpu * 0.8, 1), "cpu_sys_pct": round(cpu * 0.2, 1), "cpu_iowait_pct": 1.0,
+                    "cpu_idle_pct": round(100 - cpu - 1, 1), "java_cpu_pct": 5.0, "mem_used_pct": round(mem, 1),
+                    "swap_used_pct": 2.0, "disk_usage_pct": 40.0 + s % 30, "net_in_mb_s": 5.0, "net_out_mb_s": 3.0,
+                    "back_close_wait": 2, "front_close_wait": 1, "load_average": round(cpu / 20, 2),
+                    "uptime_days": 30})
+    return json.dumps({"records": out}).encode()
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.latencies: dict[str, list[float]] = defaultdict(list)
+        self.codes: dict[str, Counter] = defaultdict(Counter)
+        self.lock = threading.Lock()
+
+    def add(self, name: str, seconds: float, code: int) -> None:
+        with self.lock:
+            self.latencies[name].append(seconds)
+            self.codes[name][code] += 1
+
+
+def _request(connection: http.client.HTTPConnection, method: str, path: str, body: bytes | None = None) -> int:
+    headers = {"X-API-Key": KEY}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    connection.request(method, path, body=body, headers=headers)
+    response = connection.getresponse()
+    response.read()
+    return response.status
+
+
+def _rss_mb(root_pid: int) -> dict[str, float]:
+    """RSS of the serve process tree, by process role."""
+    out: dict[str, float] = {}
+    pids = [root_pid]
+    seen = []
+    while pids:
+        pid = pids.pop()
+        seen.append(pid)
+        children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+        pids.extend(int(p) for p in children.split())
+    for pid in seen:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        rss = next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmRSS")), 0.0)
+        role = "engine" if " engine" in cmdline else "gunicorn" if "gunicorn" in cmdline else "supervisor"
+        key = role
+        i = 1
+        while key in out:
+            i += 1
+            key = f"{role}{i}"
+        out[key] = round(rss, 1)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--servers", type=int, default=1000)
+    parser.add_argument("--step-seconds", type=float, default=5.0)
+    parser.add_argument("--model-dir", type=Path, default=Path("models"))
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    rng = random.Random(0)
+    with tempfile.TemporaryDirectory(prefix="argus-load-") as tmp:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {**os.environ, "ARGUS_DATA_DIR": tmp, "TACHYON_API_KEY": KEY, "ARGUS_LOG_LEVEL": "WARNING",
+               "ARGUS_MODEL_DIR": str(args.model_dir.resolve()),
+               "ARGUS_RATE_LIMITS": ",".join(f"{g}=1000000/minute" for g in
+                                             ("feed", "predictions", "alerts", "explain", "historical", "admin"))}
+        server = subprocess.Popen([sys.executable, "-m", "argus", "serve", "--port", str(port), "--workers", "2"],
+                                  env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            result = _soak(port, server.pid, args, rng)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(60)
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+def _soak(port: int, root_pid: int, args, rng: random.Random) -> dict:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            if _request(connection, "GET", "/health") == 200:
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    for step in range(12):  # one hour of history: every server becomes ready
+        assert _request(connection, "POST", "/feed/data", _records(args.servers, step, rng)) == 200
+    stats, stop = Stats(), threading.Event()
+    names = [f"{PREFIXES[s % 7]}{s:04d}" for s in range(args.servers)]
+
+    def feeder() -> None:
+        feed = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        step = 12
+        while not stop.is_set():
+            started = time.perf_counter()
+            code = _request(feed, "POST", "/feed/data", _records(args.servers, step, rng))
+            stats.add("POST /feed/data", time.perf_counter() - started, code)
+            step += 1
+            stop.wait(max(0.0, args.step_seconds - (time.perf_counter() - started)))
+
+    def poller(name: str, path_for) -> None:
+        client = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while not stop.is_set():
+            started = time.perf_counter()
+            try:
+                code = _request(client, "GET", path_for())
+            except (OSError, http.client.HTTPException):
+                code = 599
+                client = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            stats.add(name, time.perf_counter() - started, code)
+
+    threads = [threading.Thread(target=feeder, daemon=True),
+               threading.Thread(target=poller, args=("GET /predictions/current", lambda: "/predictions/current"),
+                                daemon=True),
+               threading.Thread(target=poller, args=("GET /alerts/active", lambda: "/alerts/active"), daemon=True),
+               threading.Thread(target=poller, args=("GET /explain/{server}", lambda: f"/explain/{rng.choice(names)}"),
+                                daemon=True)]
+    for thread in threads:
+        thread.start()
+    warm_up_s = min(60.0, args.minutes * 60 / 5)
+    time.sleep(warm_up_s)
+    rss_after_warm_up = _rss_mb(root_pid)
+    time.sleep(max(0.0, args.minutes * 60 - warm_up_s))
+    rss_end = _rss_mb(root_pid)
+    stop.set()
+    for thread in threads:
+        thread.join(60)
+    status = json.loads(_get(port, "/status"))
+    duration = args.minutes * 60
+    return {
+        "servers": args.servers, "minutes": args.minutes, "step_seconds": args.step_seconds,
+        "ticks_last_prediction": status.get("last_prediction"), "window_records": status.get("window_records"),
+        "endpoints": {
+            name: {"requests": len(lat), "per_s": round(len(lat) / duration, 2),
+                   "p50_ms": round(1000 * statistics.median(lat), 1),
+                   "p99_ms": round(1000 * sorted(lat)[int(0.99 * (len(lat) - 1))], 1),
+                   "codes": dict(stats.codes[name])}
+            for name, lat in stats.latencies.items() if lat
+        },
+        "rss_mb_after_warm_up": rss_after_warm_up, "rss_mb_end": rss_end,
+    }
+
+
+def _get(port: int, path: str) -> bytes:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection.request("GET", path, headers={"X-API-Key": KEY})
+    return connection.getresponse().read()
+
+
+if __name__ == "__main__":
+    main()

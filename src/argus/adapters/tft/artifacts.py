@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_model as load_weights
 from safetensors.torch import save_model as save_weights
 
-from argus.adapters.tft.features import COVARIATES, KNOWN_REALS, SCALE_FLOOR, UPPER_BOUND, FeatureSpec
+from argus.adapters.tft.features import COVARIATES, SCALE_FLOOR, UPPER_BOUND, FeatureSpec
 from argus.adapters.tft.network import ArgusTft, build_network
 from argus.adapters.tft.registry import FORMAT, MANIFEST, WEIGHTS, DirectoryModelRegistry, sha256_of
 from argus.domain.forecast import TARGET_FIELDS, TARGETS, ModelLoadError
@@ -39,7 +39,7 @@ def describe_features(spec: FeatureSpec) -> dict[str, object]:
         "targets": {t: TARGET_FIELDS[t] for t in TARGETS},
         "static_categoricals": ["profile"],
         "static_reals": spec.static_reals,
-        "known_reals": list(KNOWN_REALS),
+        "known_reals": spec.known_reals,
         "unknown_reals": spec.unknown_reals,
         "covariates": {name: {"field": field, "transform": kind} for name, field, kind in COVARIATES},
         "x_reals": spec.x_reals,

@@ -31,6 +31,12 @@ COVARIATES: tuple[tuple[str, str, str], ...] = (
     ("front_cw_obs", "front_close_wait", "log"),
 )
 KNOWN_REALS: tuple[str, ...] = ("tod_sin", "tod_cos", "dow_sin", "dow_cos", "rel_time")
+#: Known-future guides (models with ``FeatureSpec.guides``): same time yesterday and the recent linear trend,
+#: per target, in the window's normalised units, plus an indicator of whether yesterday is in the window.
+GUIDE_AVAILABLE = "yday_available"
+DAY_STEPS = 288
+TREND_STEPS = 72  # least-squares slope over the last 6 h (or the whole encoder when shorter)
+GUIDE_CLIP = 10.0  # |z| bound of the guides (short, quiet encoders have tiny scales)
 #: Smallest per-window scale of each target (a flat series must not blow up its z-scores).
 SCALE_FLOOR = {"cpu_pct": 1.0, "mem_pct": 0.5, "swap_pct": 0.5, "iowait_pct": 0.5, "disk_pct": 0.5, "load": 0.05}
 UPPER_BOUND = {"cpu_pct": 100.0, "mem_pct": 100.0, "swap_pct": 100.0, "iowait_pct": 100.0, "disk_pct": 100.0}
@@ -45,6 +51,14 @@ class FeatureSpec:
     horizon_steps: int = 96
     max_gap_steps: int = 3
     profiles: tuple[str, ...] = ("generic",)  # index 0 of the embedding is "unknown profile"
+    #: Known-future guides: same-time-yesterday and trend extrapolation (False: models made before them).
+    guides: bool = False
+
+    @property
+    def known_reals(self) -> list[str]:
+        if not self.guides:
+            return list(KNOWN_REALS)
+        return [*KNOWN_REALS, GUIDE_AVAILABLE, *(f"{t}_yday_z" for t in TARGETS), *(f"{t}_trend_z" for t in TARGETS)]
 
     @property
     def static_reals(self) -> list[str]:
@@ -56,7 +70,7 @@ class FeatureSpec:
 
     @property
     def x_reals(self) -> list[str]:
-        return self.static_reals + list(KNOWN_REALS) + self.unknown_reals
+        return self.static_reals + self.known_reals + self.unknown_reals
 
     def profile_index(self, profile: str) -> int:
         try:
@@ -180,6 +194,40 @@ def time_features(epoch_s: np.ndarray) -> np.ndarray:
     return np.stack([np.sin(tod), np.cos(tod), np.sin(dow), np.cos(dow)], axis=1).astype(np.float32)
 
 
+def _smooth(z: np.ndarray, width: int = 5) -> np.ndarray:
+    """Centred moving average along axis 0 (fewer points at the edges): a less noisy yesterday."""
+    csum = np.concatenate([np.zeros((1, z.shape[1]), dtype=np.float64), np.cumsum(z, axis=0, dtype=np.float64)])
+    idx = np.arange(len(z))
+    lo, hi = np.maximum(idx - width // 2, 0), np.minimum(idx + width // 2 + 1, len(z))
+    return ((csum[hi] - csum[lo]) / (hi - lo)[:, None]).astype(np.float32)
+
+
+def guide_features(z: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Known-future guides of one window from its normalised encoder targets ``z`` (L, 6).
+
+    Returns (encoder part (L, 13), decoder part (H, 13)): the yesterday indicator, same time yesterday
+    (5-step smoothed; 0 = last value where the encoder does not reach back a day) and the least-squares
+    line of the last ``TREND_STEPS`` extrapolated to each step (0 in the encoder, which has the values).
+    """
+    length, n_tgt = z.shape
+    n_guides = 1 + 2 * n_tgt
+    enc, dec = np.zeros((length, n_guides), np.float32), np.zeros((horizon, n_guides), np.float32)
+    # same time yesterday of decoder step h (1-based) sits at encoder position length - 1 + h - DAY_STEPS
+    pos = length - 1 + np.arange(1, horizon + 1) - DAY_STEPS
+    ok = pos >= 0
+    if ok.any():
+        dec[ok, 0] = 1.0
+        dec[ok, 1 : 1 + n_tgt] = _smooth(z)[pos[ok]]
+    fit = z[-min(TREND_STEPS, length) :].astype(np.float64)
+    if len(fit) >= 2:
+        k = np.arange(len(fit), dtype=np.float64) - (len(fit) - 1)
+        kc = k - k.mean()
+        slope = (kc[:, None] * (fit - fit.mean(axis=0))).sum(axis=0) / (kc**2).sum()
+        dec[:, 1 + n_tgt :] = np.arange(1, horizon + 1)[:, None] * slope[None, :]
+    np.clip(dec, -GUIDE_CLIP, GUIDE_CLIP, out=dec)
+    return enc, dec
+
+
 def encode_windows(windows: Sequence[WindowSlice], spec: FeatureSpec) -> dict[str, np.ndarray]:
     """Build the TFT's input arrays for a batch (encoders right-padded, as pytorch-forecasting expects).
 
@@ -188,7 +236,7 @@ def encode_windows(windows: Sequence[WindowSlice], spec: FeatureSpec) -> dict[st
     """
     n, enc_max, horizon = len(windows), max(len(w.targets) for w in windows), spec.horizon_steps
     n_reals, n_static, n_tgt = len(spec.x_reals), len(spec.static_reals), len(TARGETS)
-    n_known = len(KNOWN_REALS)
+    n_known = len(spec.known_reals)
     enc = np.zeros((n, enc_max, n_reals), dtype=np.float32)
     dec = np.zeros((n, horizon, n_reals), dtype=np.float32)
     centers = np.empty((n, n_tgt), dtype=np.float32)
@@ -208,7 +256,11 @@ def encode_windows(windows: Sequence[WindowSlice], spec: FeatureSpec) -> dict[st
         enc[i, :length, n_static + 4] = (np.arange(length) - length) / spec.max_encoder_steps
         dec[i, :, n_static + 4] = np.arange(horizon) / spec.max_encoder_steps
         unknown = n_static + n_known
-        enc[i, :length, unknown : unknown + n_tgt] = (w.targets - center) / scale
+        z = (w.targets - center) / scale
+        enc[i, :length, unknown : unknown + n_tgt] = z
+        if spec.guides:
+            g0 = n_static + len(KNOWN_REALS)
+            enc[i, :length, g0:unknown], dec[i, :, g0:unknown] = guide_features(z, horizon)
         enc[i, :length, unknown + n_tgt :] = w.covariates
     profile = np.array([w.profile_index for w in windows], dtype=np.int64)
     out = {

@@ -15,22 +15,65 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from argus.adapters.tft.artifacts import load_network
-from argus.adapters.tft.features import FeatureSpec, Segment, denormalize, encode_windows, window_from_segment
+from argus.adapters.tft.features import (
+    UPPER_BOUND,
+    FeatureSpec,
+    Segment,
+    WindowSlice,
+    denormalize,
+    encode_windows,
+    window_from_segment,
+)
 from argus.adapters.tft.network import ArgusTft, build_network, quantile_loss, stacked_prediction, to_tensors
 from argus.adapters.tft.registry import DirectoryModelRegistry
 from argus.adapters.tft.training import SplitData, TrainingCancelled, TrainingConfig, window_index
 from argus.domain.forecast import TARGETS
 
 DAY_STEPS = 288
+_UPPER = np.array([UPPER_BOUND.get(t, np.inf) for t in TARGETS], dtype=np.float32)
+#: Synthetic drift per 5-minute step, natural units (percentages; load is relative to its level).
+_DRIFT_RANGE = (0.01, 0.3)
+
+
+def augment(window: WindowSlice, rng: np.random.Generator, drift_share: float, daily_share: float) -> WindowSlice:
+    """Training only: add a sustained linear drift and/or a daily cycle, the same in encoder and future.
+
+    The trace rarely holds sustained trends (leaks, filling disks) or clean daily cycles, so the network
+    would learn that "no change" is always right; these windows teach it to follow both guides.
+    """
+    drift, daily = rng.random() < drift_share, rng.random() < daily_share
+    if not (drift or daily) or window.future is None:
+        return window
+    series = np.concatenate([window.targets, window.future]).astype(np.float32)
+    length, n_tgt = len(window.targets), series.shape[1]
+    k = np.arange(len(series), dtype=np.float32) - (length - 1)  # 0 = last encoder step
+    chosen = rng.random(n_tgt) < 0.5
+    chosen[rng.integers(n_tgt)] = True
+    level = np.maximum(np.abs(series[length - 1]), 0.1)
+    if drift:
+        onset = -rng.integers(min(24, length - 1), length)  # the drift started 2 h .. the whole encoder ago
+        rate = np.exp(rng.uniform(*np.log(_DRIFT_RANGE), n_tgt)) * rng.choice([-1.0, 1.0], n_tgt, p=[0.25, 0.75])
+        rate = np.where(np.isfinite(_UPPER), rate, rate * level / 50.0)
+        series += chosen * rate[None, :] * np.maximum(k - onset, 0.0)[:, None]
+    if daily:
+        amp = rng.uniform(2.0, 20.0, n_tgt)
+        amp = np.where(np.isfinite(_UPPER), amp, amp * level / 50.0)
+        wave = np.sin(2 * np.pi * k / DAY_STEPS + rng.uniform(0, 2 * np.pi))
+        series += chosen * amp[None, :] * wave[:, None]
+    series = np.clip(series, 0.0, _UPPER[None, :])
+    return WindowSlice(series[:length], window.covariates, window.last_epoch_s, window.profile_index,
+                       series[length:])
 
 
 class WindowBatches(Dataset):
     """Batches of windows drawn from segments; ``reshuffle(epoch)`` draws a new random subset."""
 
     def __init__(self, segments: list[Segment], index: np.ndarray, spec: FeatureSpec, profiles: list[int],
-                 batch_size: int, per_epoch: int | None, short_share: float, seed: int) -> None:
+                 batch_size: int, per_epoch: int | None, short_share: float, seed: int,
+                 drift_share: float = 0.0, daily_share: float = 0.0) -> None:
         self.segments, self.index, self.spec, self.profiles = segments, index, spec, profiles
         self.batch_size, self.per_epoch, self.short_share, self.seed = batch_size, per_epoch, short_share, seed
+        self.drift_share, self.daily_share = drift_share, daily_share
         self.reshuffle(0)
 
     def reshuffle(self, epoch: int) -> None:
@@ -38,6 +81,7 @@ class WindowBatches(Dataset):
         n = len(self.index) if self.per_epoch is None else min(self.per_epoch, len(self.index))
         chosen = rng.permutation(len(self.index))[:n] if self.per_epoch is not None else np.arange(n)
         self.rows = self.index[chosen]
+        self.epoch = epoch
         short = rng.random(n) < self.short_share
         self.enc = np.where(short, rng.integers(self.spec.min_encoder_steps, self.spec.max_encoder_steps + 1, n),
                             self.spec.max_encoder_steps)
@@ -51,6 +95,9 @@ class WindowBatches(Dataset):
             window_from_segment(self.segments[s], int(end), self.spec, self.profiles[s], int(enc), with_future=True)
             for (s, end), enc in zip(self.rows[part], self.enc[part], strict=True)
         ]
+        if self.drift_share or self.daily_share:
+            rng = np.random.default_rng((self.seed, self.epoch, i))
+            windows = [augment(w, rng, self.drift_share, self.daily_share) for w in windows]
         return encode_windows(windows, self.spec)
 
 
@@ -163,7 +210,8 @@ def fit(split: SplitData, config: TrainingConfig, profiles: Mapping[str, str], r
     net.train()
     prof = [spec.profile_index(profiles.get(s.server_name, "generic")) for s in split.train]
     train = WindowBatches(split.train, window_index(split.train, spec), spec, prof, config.batch_size,
-                          config.max_samples_per_epoch, config.short_encoder_share, config.seed)
+                          config.max_samples_per_epoch, config.short_encoder_share, config.seed,
+                          config.drift_share, config.daily_share)
     val = _validation_batches(split, spec, profiles, config)
     if len(train.index) == 0:
         raise ValueError("not enough history to cut a single training window")

@@ -43,7 +43,7 @@ def build_network(spec: FeatureSpec, network: Mapping[str, object]) -> ArgusTft:
     """Build the untrained network for ``spec`` (names avoid nn.ModuleDict clashes: pitfall 1)."""
     quantiles = [float(q) for q in network["quantiles"]]  # type: ignore[union-attr]
     n_profiles = len(spec.profiles) + 1
-    known = ["tod_sin", "tod_cos", "dow_sin", "dow_cos", "rel_time"]
+    known = spec.known_reals
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # lightning's save_hyperparameters advice about `loss`
         return _construct(spec, network, quantiles, n_profiles, known)

@@ -52,10 +52,13 @@ class TrainingConfig:
     min_encoder_steps: int = 12
     horizon_steps: int = 96
     max_gap_steps: int = 3
+    guides: bool = True  # known-future same-time-yesterday and trend inputs (features.guide_features)
+    drift_share: float = 0.3  # share of training windows given a synthetic sustained linear drift
+    daily_share: float = 0.1  # share of training windows given a synthetic daily cycle
 
     def spec(self, profiles: Iterable[str]) -> FeatureSpec:
         return FeatureSpec(self.max_encoder_steps, self.min_encoder_steps, self.horizon_steps,
-                           self.max_gap_steps, tuple(sorted(set(profiles) | {"generic"})))
+                           self.max_gap_steps, tuple(sorted(set(profiles) | {"generic"})), self.guides)
 
     def network(self) -> dict[str, object]:
         return {

@@ -176,3 +176,30 @@ class RecordingAlertSink:
 
     def resend(self, active) -> None:
         self.resends.append(list(active))
+
+
+class EngineThread:
+    """Run ``step`` (an engine's ``step``, or any callable) on a thread until the ``with`` block ends.
+
+    Tests use it to have an engine answer requests and tick the way ``argus engine`` does.
+    """
+
+    def __init__(self, step, interval_s: float = 0.02, join_timeout_s: float = 30.0) -> None:
+        import threading
+
+        self._step, self._interval_s, self._join_timeout_s = step, interval_s, join_timeout_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._step()
+            self._stop.wait(self._interval_s)
+
+    def __enter__(self) -> EngineThread:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(self._join_timeout_s)

@@ -12,6 +12,7 @@ from dependency_injector import providers
 from falcon import testing
 
 from argus.entrypoints.container import Container
+from argus.testing import EngineThread
 from tests.conftest import API_KEY
 from tests.model.conftest import synthetic_records
 
@@ -45,18 +46,8 @@ def running_engine(admin_container):
     admin_container.store().write_batch(synthetic_records(servers=3, days=1.0))
     engine = admin_container.engine()
     engine.start()
-    stop = threading.Event()
-
-    def loop():
-        while not stop.is_set():
-            engine.step()
-            stop.wait(0.02)
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    yield engine
-    stop.set()
-    thread.join(10)
+    with EngineThread(engine.step):
+        yield engine
 
 
 def test_models_lists_every_model_and_the_current_one(client):

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-
 import attrs
 import numpy as np
 import pytest
 from dependency_injector import providers
 from falcon import testing
 
-from argus.testing import FixedForecaster, wire_record
+from argus.testing import EngineThread, FixedForecaster, wire_record
 from tests.conftest import API_KEY
 
 
@@ -51,18 +49,8 @@ def ticked(api, explain_container, fixed):
 @pytest.fixture
 def answering(ticked):
     """The engine answering requests on a thread, as its loop does between ticks."""
-    stop = threading.Event()
-
-    def loop():
-        while not stop.is_set():
-            ticked.router.handle_pending()
-            stop.wait(0.02)
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    yield ticked
-    stop.set()
-    thread.join(5)
+    with EngineThread(ticked.router.handle_pending):
+        yield ticked
 
 
 def test_a_server_at_risk_is_served_from_the_precomputed_body_in_the_reference_shape(api, ticked):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import time
 
 import attrs
@@ -13,6 +12,7 @@ from dependency_injector import providers
 from falcon import testing
 
 from argus.entrypoints.container import Container
+from argus.testing import EngineThread
 from tests.conftest import API_KEY
 from tests.model.conftest import synthetic_records
 
@@ -36,19 +36,9 @@ def service(settings, tmp_path, engine_model_dir):
     container.store().write_batch(synthetic_records(servers=3, days=2.0))
     engine = container.engine()
     engine.start()
-    stop = threading.Event()
-
-    def loop():
-        while not stop.is_set():
-            engine.step()
-            stop.wait(0.05)
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
     client = testing.TestClient(container.app(), headers={"X-API-Key": API_KEY})
-    yield client, engine, model_dir, container
-    stop.set()
-    thread.join(30)
+    with EngineThread(engine.step, interval_s=0.05):
+        yield client, engine, model_dir, container
     container.shutdown_resources()
 
 

@@ -97,7 +97,7 @@ class StatusResource:
             return
         started_at = status.pop("started_at", None)
         status["uptime_seconds"] = int(time.time() - started_at) if alive and started_at else None
-        status["engine"] = {"running": alive, "heartbeat_age_s": age}
+        status["engine"] = {"running": alive, "heartbeat_age_s": age, "started_at": started_at}
         resp.media = status
 
 

@@ -90,3 +90,18 @@ def test_predictions_and_alerts_have_their_own_30_per_minute_limits(client):
     codes = [client.simulate_get("/predictions/current").status_code for _ in range(31)]
     assert codes[-1] == 429 and codes[:30] == [200] * 30
     assert client.simulate_get("/alerts/active").status_code == 200
+
+
+def test_clients_that_accept_gzip_get_the_snapshot_compressed(client, container, fixed):
+    import gzip
+    import json
+
+    _feed_fleet(client, servers=tuple(f"ppweb{i:03d}" for i in range(20)))
+    engine = container.engine()
+    engine.start()
+    engine.tick()
+    plain = client.simulate_get("/predictions/current")
+    packed = client.simulate_get("/predictions/current", headers={"Accept-Encoding": "gzip, deflate"})
+    assert packed.headers["Content-Encoding"] == "gzip" and "Content-Encoding" not in plain.headers
+    assert len(packed.content) < len(plain.content) / 3
+    assert json.loads(gzip.decompress(packed.content)) == plain.json

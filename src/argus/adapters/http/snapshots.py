@@ -133,7 +133,7 @@ def _forecast(forecast: Forecast | None) -> dict:
 
 
 def _rounded(values) -> list[float]:
-    return [round(float(v), 2) if math.isfinite(v) else None for v in values]
+    return [round(float(v), 1) if math.isfinite(v) else None for v in values]
 
 
 def _time_to_issue(minutes: float | None) -> str | None:

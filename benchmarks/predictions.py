@@ -52,7 +52,8 @@ def seed(data_dir: Path, servers: int) -> None:
         values[:, FIELD_INDEX["cpu_user_pct"]] = cpu * 0.8
         values[:, FIELD_INDEX["cpu_sys_pct"]] = cpu * 0.2
         values[:, FIELD_INDEX["cpu_idle_pct"]] = 100 - cpu
-        values[:, FIELD_INDEX["mem_used_pct"]] = np.clip(55 + 10 * daily + 0.02 * t * (s % 5) + rng.normal(0, 1, HISTORY_STEPS), 0, 100)
+        mem = 55 + 10 * daily + 0.02 * t * (s % 5) + rng.normal(0, 1, HISTORY_STEPS)
+        values[:, FIELD_INDEX["mem_used_pct"]] = np.clip(mem, 0, 100)
         values[:, FIELD_INDEX["disk_usage_pct"]] = 40 + (s % 40)
         values[:, FIELD_INDEX["net_in_mb_s"]] = 5 + 3 * np.abs(daily)
         values[:, FIELD_INDEX["net_out_mb_s"]] = 3 + 2 * np.abs(daily)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
+import threading
 import time
 from typing import Any
 
 import falcon
 import orjson
-
-import gzip
-import threading
 
 from argus.adapters.http.schemas import parse_feed
 from argus.domain.errors import ModelNotLoadedError
@@ -203,8 +202,8 @@ class PredictionsResource:
         if status is not None and not status.get("model_loaded"):
             raise ModelNotLoadedError()
         have = self._store.count_records(WARMUP_MIN_RECORDS)
-        resp.media = {"error": "insufficient_data", "message": f"Need at least {WARMUP_MIN_RECORDS} records, have {have}",
-                      "predictions": {}}
+        message = f"Need at least {WARMUP_MIN_RECORDS} records, have {have}"
+        resp.media = {"error": "insufficient_data", "message": message, "predictions": {}}
 
 
 class AlertsResource:

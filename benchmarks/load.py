@@ -6,7 +6,8 @@ Starts `argus serve --workers 2` on a fresh SQLite database with the shipped mod
 hour of history so every server is ready, then for ``--minutes``: one feeder posts the whole
 fleet's next 5-minute step every ``--step-seconds`` real seconds (60× faster than life at 5 s),
 and three clients poll /predictions/current, /alerts/active and /explain/{random server} as fast
-as they are answered (explanations at the reference's 30/minute limit: the excess gets 429). Reports throughput, p50/p99 latency and status codes per endpoint, ticks
+as they are answered (explanations at the reference's 30/minute limit: the excess gets 429).
+Reports throughput, p50/p99 latency and status codes per endpoint, ticks
 done, and the RSS of every Argus process after warm-up and at the end (target: flat).
 """
 

@@ -93,9 +93,8 @@ def make_client():
 @pytest.fixture(scope="session")
 def engine_model_dir(tmp_path_factory):
     """A model directory with the tiny TFT (real training code, tiny sizes) marked CURRENT; read-only."""
-    from tests.model.conftest import build_tiny_model
-
     from argus.adapters.tft.registry import DirectoryModelRegistry
+    from tests.model.conftest import build_tiny_model
 
     model_dir = tmp_path_factory.mktemp("engine-models")
     build_tiny_model(model_dir)  # tft_20250101_000000

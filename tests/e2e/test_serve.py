@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -127,10 +128,8 @@ def test_every_record_that_got_a_200_survives_a_kill_9(tmp_path):
     finally:
         # No goodbye: kill the supervisor, gunicorn and the engine at once.
         for pid in _descendants(served.process.pid) + [served.process.pid]:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         served.process.wait(10)
         served.log.close()
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'argus.db'}")

@@ -63,8 +63,6 @@ def _operations(app):
 
 def test_every_operation_conforms_to_the_document_and_never_fails(contract_app):
     """Drive schemathesis' strategies with hypothesis directly (its pytest plugin predates pytest 9)."""
-    from hypothesis import given
-    from hypothesis import strategies as st
 
     operations = _operations(contract_app)
     excluded = _excluded()

@@ -6,7 +6,6 @@ from argus.domain.anomaly import AnomalyTracker
 from argus.domain.metrics import MetricsWindow
 from argus.testing import make_forecast, make_record
 
-
 TYPICAL = {"cpu_pct": 35.6, "swap_pct": 5.2, "iowait_pct": 2.1, "disk_pct": 45.8, "load": 2.4}
 
 

@@ -13,7 +13,6 @@ from argus.domain.risk import (
     assess,
     exceedance_probability,
     format_duration,
-    score_metric,
     summarize,
 )
 from argus.testing import make_forecast, ramp

@@ -40,7 +40,8 @@ class TrainingSupervisor:
     """
 
     def __init__(self, runs, model_dir: Path, on_promoted: Callable[[str], object],
-                 current_model: Callable[[], str | None], cancel_grace_s: float = 30.0, command: list[str] | None = None, env: dict[str, str] | None = None):
+                 current_model: Callable[[], str | None], cancel_grace_s: float = 30.0,
+                 command: list[str] | None = None, env: dict[str, str] | None = None):
         self.runs = runs
         self.model_dir = Path(model_dir)
         self.on_promoted = on_promoted

@@ -36,7 +36,8 @@ class AlertTracker:
 
     def active(self) -> list[ActiveAlert]:
         """Open alerts, worst first."""
-        return sorted((o.alert for o in self._open.values()), key=lambda a: (-a.level.rank, -a.risk_score, a.server_name))
+        alerts = (o.alert for o in self._open.values())
+        return sorted(alerts, key=lambda a: (-a.level.rank, -a.risk_score, a.server_name))
 
     def update(self, assessments: Sequence[RiskAssessment], at: datetime) -> list[AlertEvent]:
         """Apply one tick; return the transitions it caused."""

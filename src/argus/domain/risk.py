@@ -274,7 +274,8 @@ def _message(driver: MetricRisk | None, level: AlertLevel, anomalous: bool, anom
         return "All metrics within limits"
     name = METRIC_NAMES[driver.metric]
     if driver.cause == "over_now":
-        return f"{NOW_PHRASES[driver.metric]} ({_fmt(driver.current, driver.metric)} ≥ {_fmt(driver.limit, driver.metric)})"
+        current, limit = _fmt(driver.current, driver.metric), _fmt(driver.limit, driver.metric)
+        return f"{NOW_PHRASES[driver.metric]} ({current} ≥ {limit})"
     if driver.cause == "predicted" and driver.minutes_to_p50_crossing is not None:
         return f"{INCIDENT_NAMES[driver.metric]} predicted in {format_duration(driver.minutes_to_p50_crossing)}"
     if driver.cause == "possible":

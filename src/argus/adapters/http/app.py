@@ -16,7 +16,6 @@ import orjson
 
 from argus.adapters.http import admin, errors, web
 from argus.adapters.http.explain import ExplainResource
-from argus.adapters.http.openapi import OpenApiResource
 from argus.adapters.http.history import (
     AlertHistoryResource,
     EnvironmentResource,
@@ -24,6 +23,7 @@ from argus.adapters.http.history import (
     ServerHistoryResource,
     SummaryResource,
 )
+from argus.adapters.http.openapi import OpenApiResource
 from argus.adapters.http.ratelimit import RateLimiter
 from argus.adapters.http.resources import (
     AlertsResource,

@@ -166,7 +166,8 @@ _AUTH = (401, 429, 500, 503)
 
 
 def _op(summary: str, ok: dict[str, Any], *codes: int, tag: str, public: bool = False, **extra: Any) -> dict:
-    operation = {"summary": summary, "tags": [tag], "responses": {"200": ok, **_errors(*(codes + (() if public else _AUTH)))}}
+    errors = _errors(*(codes + (() if public else _AUTH)))
+    operation = {"summary": summary, "tags": [tag], "responses": {"200": ok, **errors}}
     if public:
         operation["security"] = []
     operation.update(extra)

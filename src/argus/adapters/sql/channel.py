@@ -16,7 +16,10 @@ KEEP_FINISHED_S = 3600.0
 
 
 class SqlEngineChannel:
-    """Both ends of the channel: ``submit``/``state``/``expire`` for workers, ``claim``/``answer``/``fail`` for the engine."""
+    """Both ends of the channel.
+
+    Workers ``submit``, poll ``state`` and ``expire``; the engine ``claim``s, ``answer``s and ``fail``s.
+    """
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine

@@ -88,7 +88,7 @@ def _start(data_dir: Path, port: int) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
-def _wait_up(port: int, launched: float, timeout_s: float = 30.0) -> dict:
+def _wait_up(port: int, launched: float, timeout_s: float = 120.0) -> dict:
     """Wait for the status published by *this* run's engine (a killed engine's row lingers)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

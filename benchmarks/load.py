@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/load.py [--minutes 10] [--servers 1000] [--step-seconds 5] [--json out.json]
 
-Starts `argus serve --workers 2` on a fresh SQLite database with the shipped model, backfills one
-hour of history so every server is ready, then for ``--minutes``: one feeder posts the whole
+Starts `argus serve --workers 2` on a fresh SQLite database with the shipped model, backfills a
+day of history so every server is ready with a full-length encoder, then for ``--minutes``: one feeder posts the whole
 fleet's next 5-minute step every ``--step-seconds`` real seconds (60× faster than life at 5 s),
 and three clients poll /predictions/current, /alerts/active and /explain/{random server} as fast
 as they are answered (explanations at the reference's 30/minute limit: the excess gets 429).
@@ -104,6 +104,9 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=1000)
     parser.add_argument("--step-seconds", type=float, default=5.0)
     parser.add_argument("--model-dir", type=Path, default=Path("models"))
+    parser.add_argument("--backfill-steps", type=int, default=288,
+                        help="5-minute steps of history posted first (288: a day, the model's longest encoder, "
+                             "so memory is not still growing with the windows during the soak)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     rng = random.Random(0)
@@ -139,14 +142,14 @@ def _soak(port: int, root_pid: int, args, rng: random.Random) -> dict:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
-    for step in range(12):  # one hour of history: every server becomes ready
+    for step in range(args.backfill_steps):  # a day of history: full-length encoders from the start
         assert _request(connection, "POST", "/feed/data", _records(args.servers, step, rng)) == 200
     stats, stop = Stats(), threading.Event()
     names = [f"{PREFIXES[s % 7]}{s:04d}" for s in range(args.servers)]
 
     def feeder() -> None:
         feed = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        step = 12
+        step = args.backfill_steps
         while not stop.is_set():
             started = time.perf_counter()
             code = _request(feed, "POST", "/feed/data", _records(args.servers, step, rng))

@@ -98,3 +98,27 @@ def test_the_trend_check_reports_every_case(tiny_forecaster):
     report = trend_check(tiny_forecaster)
     assert set(report) == {"mem_leak", "disk_fill", "cpu_daily"}
     assert report["mem_leak"]["ideal_8h_minus_last"] > 0
+
+
+def test_drift_augmentation_touches_only_the_drift_targets():
+    from argus.adapters.tft.loop import augment
+
+    flat = WindowSlice(np.full((100, N), 50.0, np.float32), np.zeros((100, 7), np.float32), 0, 0,
+                       np.full((24, N), 50.0, np.float32))
+    rng = np.random.default_rng(5)
+    allowed = [TARGETS.index(t) for t in ("mem_pct", "disk_pct")]
+    for _ in range(20):
+        out = augment(flat, rng, drift_share=1.0, daily_share=0.0, drift_targets=("mem_pct", "disk_pct"))
+        moved = set(np.flatnonzero(np.abs(out.future[-1] - 50) > 1e-3).tolist())
+        assert moved and moved <= set(allowed)
+
+
+def test_a_model_with_guides_and_augmentation_trains_saves_and_serves(tmp_path):
+    from tests.model.conftest import build_tiny_model
+
+    build_tiny_model(tmp_path, "tft_20240101_000001", guides=True, drift_share=0.4, daily_share=0.1)
+    forecaster = TftForecaster.load(DirectoryModelRegistry(tmp_path), device="cpu")
+    assert forecaster.spec.guides
+    assert "cpu_pct_trend_z" in forecaster.manifest["features"]["known_reals"]
+    out = forecaster.forecast([window_of("ppdb000", synthetic_values(80, seed=0))], {})
+    assert np.isfinite(out["ppdb000"].values["mem_pct"]).all()

@@ -35,7 +35,8 @@ _UPPER = np.array([UPPER_BOUND.get(t, np.inf) for t in TARGETS], dtype=np.float3
 _DRIFT_RANGE = (0.01, 0.3)
 
 
-def augment(window: WindowSlice, rng: np.random.Generator, drift_share: float, daily_share: float) -> WindowSlice:
+def augment(window: WindowSlice, rng: np.random.Generator, drift_share: float, daily_share: float,
+            drift_targets: tuple[str, ...] = TARGETS) -> WindowSlice:
     """Training only: add a sustained linear drift and/or a daily cycle, the same in encoder and future.
 
     The trace rarely holds sustained trends (leaks, filling disks) or clean daily cycles, so the network
@@ -47,15 +48,18 @@ def augment(window: WindowSlice, rng: np.random.Generator, drift_share: float, d
     series = np.concatenate([window.targets, window.future]).astype(np.float32)
     length, n_tgt = len(window.targets), series.shape[1]
     k = np.arange(len(series), dtype=np.float32) - (length - 1)  # 0 = last encoder step
-    chosen = rng.random(n_tgt) < 0.5
-    chosen[rng.integers(n_tgt)] = True
     level = np.maximum(np.abs(series[length - 1]), 0.1)
     if drift:
+        allowed = np.array([t in drift_targets for t in TARGETS])
+        chosen = allowed & (rng.random(n_tgt) < 0.5)
+        chosen[rng.choice(np.flatnonzero(allowed))] = True
         onset = -rng.integers(min(24, length - 1), length)  # the drift started 2 h .. the whole encoder ago
         rate = np.exp(rng.uniform(*np.log(_DRIFT_RANGE), n_tgt)) * rng.choice([-1.0, 1.0], n_tgt, p=[0.25, 0.75])
         rate = np.where(np.isfinite(_UPPER), rate, rate * level / 50.0)
         series += chosen * rate[None, :] * np.maximum(k - onset, 0.0)[:, None]
     if daily:
+        chosen = rng.random(n_tgt) < 0.5
+        chosen[rng.integers(n_tgt)] = True
         amp = rng.uniform(2.0, 20.0, n_tgt)
         amp = np.where(np.isfinite(_UPPER), amp, amp * level / 50.0)
         wave = np.sin(2 * np.pi * k / DAY_STEPS + rng.uniform(0, 2 * np.pi))
@@ -70,10 +74,11 @@ class WindowBatches(Dataset):
 
     def __init__(self, segments: list[Segment], index: np.ndarray, spec: FeatureSpec, profiles: list[int],
                  batch_size: int, per_epoch: int | None, short_share: float, seed: int,
-                 drift_share: float = 0.0, daily_share: float = 0.0) -> None:
+                 drift_share: float = 0.0, daily_share: float = 0.0,
+                 drift_targets: tuple[str, ...] = TARGETS) -> None:
         self.segments, self.index, self.spec, self.profiles = segments, index, spec, profiles
         self.batch_size, self.per_epoch, self.short_share, self.seed = batch_size, per_epoch, short_share, seed
-        self.drift_share, self.daily_share = drift_share, daily_share
+        self.drift_share, self.daily_share, self.drift_targets = drift_share, daily_share, tuple(drift_targets)
         self.reshuffle(0)
 
     def reshuffle(self, epoch: int) -> None:
@@ -97,7 +102,7 @@ class WindowBatches(Dataset):
         ]
         if self.drift_share or self.daily_share:
             rng = np.random.default_rng((self.seed, self.epoch, i))
-            windows = [augment(w, rng, self.drift_share, self.daily_share) for w in windows]
+            windows = [augment(w, rng, self.drift_share, self.daily_share, self.drift_targets) for w in windows]
         return encode_windows(windows, self.spec)
 
 
@@ -211,7 +216,7 @@ def fit(split: SplitData, config: TrainingConfig, profiles: Mapping[str, str], r
     prof = [spec.profile_index(profiles.get(s.server_name, "generic")) for s in split.train]
     train = WindowBatches(split.train, window_index(split.train, spec), spec, prof, config.batch_size,
                           config.max_samples_per_epoch, config.short_encoder_share, config.seed,
-                          config.drift_share, config.daily_share)
+                          config.drift_share, config.daily_share, config.drift_targets)
     val = _validation_batches(split, spec, profiles, config)
     if len(train.index) == 0:
         raise ValueError("not enough history to cut a single training window")

@@ -63,13 +63,22 @@ class Record:
     def as_dict(self) -> dict[str, object]:
         """Render the record in the wire schema (ISO timestamp without zone means UTC)."""
         out: dict[str, object] = {
-            "timestamp": self.timestamp.astimezone(UTC).replace(tzinfo=None).isoformat(),
+            "timestamp": wire_time(self.timestamp),
             "server_name": self.server_name,
             "status": self.status,
         }
         for name, value in zip(METRIC_FIELDS, self.values, strict=True):
             out[name] = int(value) if name in INTEGER_FIELDS else float(value)
         return out
+
+
+def wire_time(moment: datetime | int | float | None) -> str | None:
+    """The API's timestamp format: UTC, no zone suffix, to the second (``2025-01-15T10:00:00``)."""
+    if moment is None:
+        return None
+    if not isinstance(moment, datetime):
+        moment = datetime.fromtimestamp(moment, tz=UTC)
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
 
 
 def utc_from_epoch(epoch_s: int | float) -> datetime:

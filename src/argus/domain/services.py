@@ -12,7 +12,7 @@ import attrs
 
 from argus.domain.channel import RequestRouter
 from argus.domain.ingestion import WARMUP_MIN_RECORDS
-from argus.domain.metrics import FleetWindows, MetricsWindow
+from argus.domain.metrics import FleetWindows, MetricsWindow, wire_time
 from argus.domain.ticks import Predictor, TickResult
 from argus.ports.storage import EngineFeed, PublishedResults, TickLog
 
@@ -104,8 +104,7 @@ class EngineStatus:
                 "model_path": self.model_path,
                 "rolling_window_size": self.rolling_window_size,
                 "servers_tracked": len(windows),
-                "last_prediction": None if self.last_prediction is None
-                else self.last_prediction.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds"),
+                "last_prediction": wire_time(self.last_prediction),
                 "started_at": self.started_at,
                 "warmup_complete": records >= WARMUP_MIN_RECORDS,
                 "window_records": records,

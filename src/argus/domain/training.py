@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 import attrs
 
+from argus.domain.metrics import wire_time
+
 PROMOTION_RULES = ("better", "always", "never")
 
 
@@ -62,8 +64,7 @@ def training_stats(runs: list[TrainingRun]) -> dict[str, object]:
     last = max((r.finished_at for r in finished), default=None)
     minutes = [(r.finished_at - r.started_at) / 60 for r in completed if r.finished_at]
     return {
-        "last_training": None if last is None
-        else datetime.fromtimestamp(last, tz=UTC).replace(tzinfo=None).isoformat(timespec="seconds"),
+        "last_training": wire_time(last),
         "total_trainings": len(finished),
         "avg_training_time_minutes": round(sum(minutes) / len(minutes), 1) if minutes else None,
         "models_produced": sum(1 for r in completed if r.model_name),

@@ -8,7 +8,6 @@ the new model and the current one on the same newest held-back data; the engine 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -137,6 +136,3 @@ def _score(registry, name: str, series: Mapping, start: int) -> float | None:
         log.warning("could not score model %s: %s", name, ex)
         return None
 
-
-def describe(promotion: Mapping | None) -> str:
-    return json.dumps(promotion or {})

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from argus.domain.explanation import ExplanationContext, analysis_sentence, feature_series, focus_periods
-
-
-def _iso(epoch_s: int) -> str:
-    return datetime.fromtimestamp(epoch_s, tz=UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+from argus.domain.metrics import wire_time as _iso
 
 
 class AttentionExplainer:

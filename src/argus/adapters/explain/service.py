@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC
 from typing import Any
 
 import orjson
@@ -19,6 +18,7 @@ import orjson
 from argus.domain.alerts import AlertLevel
 from argus.domain.errors import ModelNotLoadedError, UnknownServerError
 from argus.domain.explanation import ExplanationContext, ServerNotReadyError
+from argus.domain.metrics import wire_time
 from argus.domain.ticks import TickResult
 from argus.ports.explaining import Explainer
 
@@ -83,7 +83,7 @@ class ExplainService:
         key = (result.model_name, int(window.timestamps[-1]), len(window), assessment.score, assessment.anomaly)
         cached = self._cache.get(name)
         if cached is not None and cached[0] == key:
-            return {**cached[1], "timestamp": _iso(result), "cached": True}
+            return {**cached[1], "timestamp": wire_time(result.at), "cached": True}
         started = time.perf_counter()
         context = ExplanationContext(
             server_name=name, profile=self.predictor.profiles.profile_for(name), assessment=assessment,
@@ -104,10 +104,6 @@ def _assessment(result: TickResult, name: str):
     return next(a for a in result.assessments if a.server_name == name)
 
 
-def _iso(result: TickResult) -> str:
-    return result.at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
-
-
 def _render(context: ExplanationContext, result: TickResult, seconds: float) -> dict[str, Any]:
     assessment = context.assessment
     body: dict[str, Any] = {
@@ -123,7 +119,7 @@ def _render(context: ExplanationContext, result: TickResult, seconds: float) -> 
     for name in ("shap", "attention", "counterfactuals"):
         body[name] = context.sections.get(name, [] if name == "counterfactuals" else {})
     body.update({k: v for k, v in context.sections.items() if k not in body})
-    body.update({"timestamp": _iso(result), "model": result.model_name, "computed_in_s": round(seconds, 3)})
+    body.update({"timestamp": wire_time(result.at), "model": result.model_name, "computed_in_s": round(seconds, 3)})
     return body
 
 

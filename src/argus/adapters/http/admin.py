@@ -3,7 +3,6 @@ the engine (the only process holding the model and the training process) over th
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import falcon
@@ -12,6 +11,7 @@ from argus.adapters.http.resources import read_json
 from argus.adapters.http.schemas import RequestValidationError
 from argus.domain.errors import ArgusError, BadRequestError, NotFoundError
 from argus.domain.forecast import ModelLoadError
+from argus.domain.metrics import wire_time
 from argus.domain.training import training_stats
 
 DEFAULT_TIMEOUT_S = 60.0  # ARGUS_ADMIN_TIMEOUT_S: loading and checking a model takes seconds, not minutes
@@ -42,12 +42,6 @@ def resolve_model_name(model_dir: Path, given: str) -> str:
     if not path.is_dir():
         raise NotFoundError(f"Model not found: {path.name}")
     return path.name
-
-
-def _iso(epoch_s: float | None) -> str | None:
-    if epoch_s is None:
-        return None
-    return datetime.fromtimestamp(epoch_s, tz=UTC).replace(tzinfo=None).isoformat(timespec="seconds")
 
 
 class _Admin:
@@ -146,7 +140,7 @@ class TrainingStatusResource(_Admin):
         if run.status != "running":
             body["last_run"] = {
                 "training_id": run.training_id, "status": run.status, "error": run.error,
-                "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
+                "started_at": wire_time(run.started_at), "finished_at": wire_time(run.finished_at),
                 "model": run.model_name, "promoted": run.promoted, "promotion": run.promotion,
                 "incremental": run.incremental, "base_model": run.base_model,
             }

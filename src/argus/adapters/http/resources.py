@@ -13,6 +13,7 @@ import orjson
 from argus.adapters.http.schemas import parse_feed
 from argus.domain.errors import ModelNotLoadedError
 from argus.domain.ingestion import WARMUP_MIN_RECORDS, WarmupState
+from argus.domain.metrics import wire_time
 from argus.ports.storage import MetricsStore, PublishedResults
 
 SERVICE_NAME = "tft_inference_daemon"  # the reference's /health "service" value
@@ -219,4 +220,4 @@ class AlertsResource:
         if found is not None:
             _serve(resp, *found)
             return
-        resp.media = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()), "count": 0, "alerts": []}
+        resp.media = {"timestamp": wire_time(time.time()), "count": 0, "alerts": []}

@@ -8,25 +8,21 @@ time to issue, probabilities, anomaly and the driving metric.
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 
 import orjson
 
 from argus.domain.alerts import ActiveAlert, AlertLevel
 from argus.domain.forecast import Forecast
 from argus.domain.ingestion import WARMUP_MIN_RECORDS
-from argus.domain.metrics import FIELD_INDEX, MetricsWindow
+from argus.domain.metrics import FIELD_INDEX, MetricsWindow, wire_time
 from argus.domain.risk import RiskAssessment, format_duration
 from argus.domain.ticks import TickResult
 
 OTHER_TARGETS = ("swap_pct", "iowait_pct", "disk_pct", "load")
 
 
-def iso(moment: datetime | float | int) -> str:
-    """ISO 8601 in UTC without a zone suffix, to the second (the reference's style)."""
-    if not isinstance(moment, datetime):
-        moment = datetime.fromtimestamp(moment, tz=UTC)
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+iso = wire_time  # ISO 8601 in UTC without a zone suffix, to the second (the reference's style)
 
 
 def render_tick(result: TickResult) -> dict[str, str]:

@@ -43,12 +43,14 @@ def _profile_for():
 @click.option("--min-encoder-steps", default=12, show_default=True, type=click.IntRange(1))
 @click.option("--horizon-steps", default=96, show_default=True, type=click.IntRange(1))
 @click.option("--seed", default=42, show_default=True)
+@click.option("--scenario-share", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Share of training windows given a synthetic incident scenario (leak, disk fill, runaway, ...).")
 @click.option("--activate/--no-activate", default=True, show_default=True, help="Mark the new model CURRENT.")
 def train_command(data: Path | None, from_db: bool,
                   epochs: int, max_samples_per_epoch: int, batch_size: int, from_model: str | None,
                   output: str | None, val_days: float, holdout_days: float, holdout_servers: float,
                   hidden_size: int, max_encoder_steps: int, min_encoder_steps: int, horizon_steps: int,
-                  seed: int, activate: bool) -> None:
+                  seed: int, scenario_share: float, activate: bool) -> None:
     """Train a TFT on a records file or the database (CPU, or CUDA when present); save it under ARGUS_MODEL_DIR."""
     settings = _settings()
     if (data is None) == (not from_db):
@@ -61,7 +63,7 @@ def train_command(data: Path | None, from_db: bool,
         holdout_days=holdout_days, holdout_servers=holdout_servers, hidden_size=hidden_size,
         hidden_continuous_size=min(8, hidden_size), max_encoder_steps=max_encoder_steps,
         min_encoder_steps=min_encoder_steps, horizon_steps=horizon_steps, seed=seed,
-        threads=settings.torch_threads,
+        threads=settings.torch_threads, scenario_share=scenario_share,
     )
 
     def progress(event: dict) -> None:

@@ -26,6 +26,7 @@ from argus.adapters.tft.features import (
 )
 from argus.adapters.tft.network import ArgusTft, build_network, quantile_loss, stacked_prediction, to_tensors
 from argus.adapters.tft.registry import DirectoryModelRegistry
+from argus.adapters.tft.scenarios import apply_scenario, resolve_mix
 from argus.adapters.tft.training import SplitData, TrainingCancelled, TrainingConfig, window_index
 from argus.domain.forecast import TARGETS
 
@@ -75,10 +76,12 @@ class WindowBatches(Dataset):
     def __init__(self, segments: list[Segment], index: np.ndarray, spec: FeatureSpec, profiles: list[int],
                  batch_size: int, per_epoch: int | None, short_share: float, seed: int,
                  drift_share: float = 0.0, daily_share: float = 0.0,
-                 drift_targets: tuple[str, ...] = TARGETS) -> None:
+                 drift_targets: tuple[str, ...] = TARGETS, scenario_share: float = 0.0,
+                 scenario_mix: Mapping[str, float] | None = None) -> None:
         self.segments, self.index, self.spec, self.profiles = segments, index, spec, profiles
         self.batch_size, self.per_epoch, self.short_share, self.seed = batch_size, per_epoch, short_share, seed
         self.drift_share, self.daily_share, self.drift_targets = drift_share, daily_share, tuple(drift_targets)
+        self.scenario_share, self.scenario_mix = scenario_share, resolve_mix(scenario_mix or ())
         self.reshuffle(0)
 
     def reshuffle(self, epoch: int) -> None:
@@ -103,6 +106,9 @@ class WindowBatches(Dataset):
         if self.drift_share or self.daily_share:
             rng = np.random.default_rng((self.seed, self.epoch, i))
             windows = [augment(w, rng, self.drift_share, self.daily_share, self.drift_targets) for w in windows]
+        if self.scenario_share > 0:
+            rng = np.random.default_rng((self.seed, self.epoch, i, 1))  # own stream: augment's draws unchanged
+            windows = [apply_scenario(w, rng, self.scenario_share, self.scenario_mix)[0] for w in windows]
         return encode_windows(windows, self.spec)
 
 
@@ -216,7 +222,8 @@ def fit(split: SplitData, config: TrainingConfig, profiles: Mapping[str, str], r
     prof = [spec.profile_index(profiles.get(s.server_name, "generic")) for s in split.train]
     train = WindowBatches(split.train, window_index(split.train, spec), spec, prof, config.batch_size,
                           config.max_samples_per_epoch, config.short_encoder_share, config.seed,
-                          config.drift_share, config.daily_share, config.drift_targets)
+                          config.drift_share, config.daily_share, config.drift_targets, config.scenario_share,
+                          resolve_mix(config.scenario_mix))
     val = _validation_batches(split, spec, profiles, config)
     if len(train.index) == 0:
         raise ValueError("not enough history to cut a single training window")

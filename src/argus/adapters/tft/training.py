@@ -13,6 +13,7 @@ import numpy as np
 from argus.adapters.tft.data import ServerSeries, load_series
 from argus.adapters.tft.features import FeatureSpec, Segment, segments_from_arrays
 from argus.adapters.tft.registry import DirectoryModelRegistry, new_model_name
+from argus.adapters.tft.scenarios import resolve_mix
 from argus.domain.metrics import Record
 
 ProgressFn = Callable[[dict], None]
@@ -22,6 +23,12 @@ DAY_S = 86_400
 
 class TrainingCancelled(Exception):
     """``should_stop`` asked training to stop; nothing was saved."""
+
+
+def _mix_pairs(mix: Mapping[str, float] | Iterable[Iterable]) -> tuple[tuple[str, float], ...]:
+    """A scenario mix as hashable (name, weight) pairs, from a mapping or pairs (e.g. JSON lists)."""
+    pairs = mix.items() if isinstance(mix, Mapping) else mix
+    return tuple((str(name), float(weight)) for name, weight in pairs)
 
 
 @attrs.frozen
@@ -57,6 +64,9 @@ class TrainingConfig:
     drift_share: float = 0.0  # share of training windows given a synthetic sustained linear drift (tried: 0.4)
     drift_targets: tuple[str, ...] = ("mem_pct", "swap_pct", "disk_pct")  # leaks and filling disks
     daily_share: float = 0.0  # share of training windows given a synthetic daily cycle, any target (tried: 0.1)
+    scenario_share: float = 0.0  # share of training windows given a synthetic incident scenario (scenarios.py)
+    #: (name, weight) pairs of scenarios.SCENARIOS (a mapping is accepted); empty: scenarios.DEFAULT_MIX
+    scenario_mix: tuple[tuple[str, float], ...] = attrs.field(default=(), converter=_mix_pairs)
 
     def spec(self, profiles: Iterable[str]) -> FeatureSpec:
         return FeatureSpec(self.max_encoder_steps, self.min_encoder_steps, self.horizon_steps,
@@ -164,6 +174,7 @@ def train_model(
     name = output_name or new_model_name()
     registry.path_for(name)  # reject a bad name before hours of training
     started = time.monotonic()
+    scenarios = {"share": config.scenario_share, "mix": resolve_mix(config.scenario_mix), "seed": config.seed}
     split = split_series(series, config)
     profiles = {n: profile_for(n) for n in split.servers}
     outcome = loop.fit(split, config, profiles, registry, from_model, report, should_stop or (lambda: False),
@@ -174,6 +185,7 @@ def train_model(
             "config": attrs.asdict(config),
             "parent": from_model,
             "data": _data_summary(series, split),
+            "scenarios": scenarios,
             "epochs_run": outcome.epochs_run,
             "steps_run": outcome.steps_run,
             "epochs_total": outcome.epochs_total,

@@ -74,6 +74,10 @@ class Forecast:
                 return self.values[target][:, i]
         raise KeyError(f"quantile {q} not in {self.quantiles}")
 
+    def values_array(self) -> np.ndarray:
+        """All targets stacked as (horizon, len(TARGETS), len(quantiles)), in ``TARGETS`` order."""
+        return np.stack([self.values[t] for t in TARGETS], axis=1)
+
     def p50(self, target: str) -> np.ndarray:
         """Return the median path of ``target``."""
         return self.quantile(target, 0.5)

@@ -1,0 +1,404 @@
+"""The served forecaster: the TFT and the structural forecasts, combined per server by recent skill.
+
+Why (docs/model.md, "The served forecast"): on servers it never saw, the TFT alone was no better
+than the last value, while a 7-day same-time median, a trend line or damped-trend smoothing each won
+on the servers whose structure they match (cycles, leaks, filling disks). The blend keeps every one
+of them and lets each server's own recent history decide:
+
+1. **Components** (``structural.COMPONENTS`` plus the TFT) forecast from the current origin and from
+   ``skill_origins`` past origins, every ``skill_stride`` steps back (the last 24 h by default).
+2. **Skill**: each component's mean absolute error against what was measured after each past origin,
+   per horizon bin (``BINS``), on this server and target.
+3. **Weights**: ``prior * exp(-beta * shrink * (error / best error - 1))``: the best component leads,
+   one twice as bad weighs e^-3 as much; ``shrink`` = n / (n + 2) for n scored origins, so a server
+   with little history leans on the prior (fitted by ``calibrate`` over many servers). Weights are
+   interpolated between bins in log-horizon: the path has no steps.
+4. **Band**: the server's own past errors of the combined forecast give an (asymmetric) spread per
+   bin; mixed with the TFT's quantile offsets where the past is short, scaled by a per target and bin
+   factor ``band_scale`` that ``calibrate`` fits so that p10-p90 covers 81 % of held-back actuals.
+
+One batched call per tick: components are vectorised over servers (chunks of ``chunk`` servers), the
+TFT runs once for the fleet plus, for past origins, only on origins it has not forecast before (a
+cache keyed by server and origin time; origins sit on a per-server phase of the stride so a fleet's
+new origins are spread over ticks).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Mapping, Sequence
+
+import attrs
+import numpy as np
+
+from argus.adapters import structural
+from argus.adapters.tft.features import WindowSlice, segments_from_arrays
+from argus.adapters.tft.forecaster import TftForecaster, latest_window
+from argus.domain.forecast import TARGETS, Forecast
+from argus.domain.metrics import STEP_SECONDS, MetricsWindow
+
+#: Horizon bins (first and last step, inclusive) in which skill is measured and the band scaled.
+BINS: tuple[tuple[int, int], ...] = ((1, 3), (4, 6), (7, 12), (13, 24), (25, 48), (49, 96))
+TFT = "tft"
+#: Smallest spread (one standard deviation) of any target: no band is ever zero-wide.
+SIGMA_FLOOR = np.array([0.05 if t == "load" else 0.25 for t in TARGETS])
+_Z = {0.02: -2.054, 0.1: -1.2816, 0.25: -0.6745, 0.5: 0.0, 0.75: 0.6745, 0.9: 1.2816, 0.98: 2.054}
+
+
+@attrs.frozen
+class BlendConfig:
+    """How the blend weighs and spreads; stored in the model manifest under ``"blend"``."""
+
+    skill_origins: int = 12
+    skill_stride: int = 24  # steps between past origins (2 h)
+    beta: float = 3.0
+    shrink_origins: float = 2.0
+    history_steps: int = 2880  # 10 days: the 7-day profile and a day of past origins
+    #: target -> per-bin factor on the band (1.0 until ``calibrate`` fits it)
+    band_scale: Mapping[str, tuple[float, ...]] = attrs.field(factory=dict)
+    #: target -> component -> per-bin prior weight (uniform until ``calibrate`` fits it)
+    prior: Mapping[str, Mapping[str, tuple[float, ...]]] = attrs.field(factory=dict)
+    calibration: Mapping[str, object] = attrs.field(factory=dict)  # what it was fitted on, for the record
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, object]) -> BlendConfig:
+        """The manifest's ``blend`` section, or the defaults for models made before it."""
+        raw = manifest.get("blend")
+        if not isinstance(raw, Mapping):
+            return cls()
+        fields = {f.name for f in attrs.fields(cls)}
+        known = {k: v for k, v in raw.items() if k in fields}
+        known["band_scale"] = {t: tuple(v) for t, v in dict(known.get("band_scale", {})).items()}
+        known["prior"] = {t: {c: tuple(v) for c, v in dict(p).items()} for t, p in dict(known.get("prior", {})).items()}
+        return cls(**known)
+
+    def as_manifest(self) -> dict:
+        return {**attrs.asdict(self, recurse=False), "band_scale": {t: list(v) for t, v in self.band_scale.items()},
+                "prior": {t: {c: list(v) for c, v in p.items()} for t, p in self.prior.items()}}
+
+
+def _bin_interpolation(horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per step: (lower bin, upper bin, fraction towards upper) in log-horizon, and each step's own bin."""
+    centers = np.array([math.log(math.sqrt(lo * hi)) for lo, hi in BINS])
+    logs = np.log(np.arange(1, horizon + 1))
+    hi = np.clip(np.searchsorted(centers, logs), 1, len(BINS) - 1)
+    lo = hi - 1
+    frac = np.clip((logs - centers[lo]) / (centers[hi] - centers[lo]), 0.0, 1.0)
+    own = np.array([next((j for j, (a, b) in enumerate(BINS) if a <= h <= b), len(BINS) - 1)
+                    for h in range(1, horizon + 1)])
+    return lo, hi, frac, own
+
+
+def _per_step(per_bin: np.ndarray, interp) -> np.ndarray:
+    """(..., nbins, T) -> (..., H, T), interpolated in log-horizon."""
+    lo, hi, frac, _ = interp
+    return per_bin[..., lo, :] * (1 - frac[:, None]) + per_bin[..., hi, :] * frac[:, None]
+
+
+def _bin_mean(x: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """(..., H, T) -> NaN-mean per bin (..., nbins, T) and the count of finite values."""
+    means, counts = [], []
+    for lo, hi in BINS:
+        part = x[..., lo - 1 : min(hi, horizon), :]
+        n = np.isfinite(part).sum(axis=-2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means.append(np.where(n > 0, np.nansum(part, axis=-2) / n, np.nan))
+        counts.append(n)
+    return np.stack(means, axis=-2), np.stack(counts, axis=-2)
+
+
+@attrs.frozen(eq=False)
+class BlendState:
+    """What one server's blend decided at one tick (compact: per bin), for explanations and frozen re-runs."""
+
+    components: tuple[str, ...]
+    weights: np.ndarray  # (C, nbins, T)
+    sigma_up: np.ndarray  # (nbins, T)
+    sigma_down: np.ndarray  # (nbins, T)
+    trust: np.ndarray  # (nbins, T): weight of the server's own errors vs the TFT's band
+    scored_origins: int
+
+    def component_shares(self, target: str, step: int) -> dict[str, float]:
+        """Each component's weight at ``step`` (1-based) for ``target``, rounded."""
+        j = next((i for i, (lo, hi) in enumerate(BINS) if lo <= step <= hi), len(BINS) - 1)
+        t = TARGETS.index(target)
+        return {c: round(float(w), 3) for c, w in zip(self.components, self.weights[:, j, t], strict=True)}
+
+
+class BlendForecaster:
+    """The ``Forecaster`` the engine serves: a TftForecaster plus structural components, see the module doc."""
+
+    def __init__(self, inner: TftForecaster, config: BlendConfig | None = None, chunk: int = 128,
+                 max_new_past_per_tick: int | None = None) -> None:
+        self.inner = inner
+        self.config = config or BlendConfig.from_manifest(inner.manifest)
+        self.chunk = chunk
+        self.max_new_past_per_tick = max_new_past_per_tick
+        self.name = inner.name
+        self.spec = inner.spec
+        self.manifest = inner.manifest
+        self.device = inner.device
+        self.quantiles = inner.quantiles
+        self.min_history_steps = inner.min_history_steps
+        self.horizon_steps = inner.horizon_steps
+        self.history_steps = self.config.history_steps
+        self.components = (*structural.COMPONENTS, TFT)
+        self._interp = _bin_interpolation(self.horizon_steps)
+        self._tft_past: dict[str, dict[int, np.ndarray]] = {}
+        self.states: dict[str, BlendState] = {}
+
+    @classmethod
+    def load(cls, registry, name: str | None = None, device: str = "auto", threads: int = 1) -> BlendForecaster:
+        """Load a TFT from ``registry`` (default: CURRENT) and serve it blended."""
+        return cls(TftForecaster.load(registry, name, device=device, threads=threads))
+
+    def predict_slices(self, slices: Sequence[WindowSlice]):
+        """The TFT alone on prepared windows (explanations of the network, trend checks of the TFT)."""
+        return self.inner.predict_slices(slices)
+
+    # ------------------------------------------------------------------ serving
+
+    def forecast(self, windows: Sequence[MetricsWindow], profiles: Mapping[str, str]) -> dict[str, Forecast]:
+        """Forecast every ready server (the TFT's readiness rule); see ``argus.ports.forecasting.Forecaster``."""
+        tft = self.inner.forecast(windows, profiles)
+        ready = [w for w in windows if w.server_name in tft]
+        budget = [self.max_new_past_per_tick if self.max_new_past_per_tick is not None else 1 << 62]
+        out: dict[str, Forecast] = {}
+        for lo in range(0, len(ready), self.chunk):
+            out.update(self._blend_chunk(ready[lo : lo + self.chunk], tft, profiles, budget))
+        live = {w.server_name for w in windows}
+        self._tft_past = {s: v for s, v in self._tft_past.items() if s in live or s in out}
+        return out
+
+    def frozen(self, forecast: Forecast) -> FrozenBlend:
+        """A forecaster that re-runs this server's blend with the weights and spread of ``forecast``'s tick."""
+        return FrozenBlend(self, self.states.get(forecast.server_name))
+
+    def _origins(self, hist: structural.Histories) -> np.ndarray:
+        """(B, 1 + K) grid indices: the current origin, then past ones on each server's phase of the stride."""
+        c = self.config
+        length = hist.y.shape[1]
+        step_no = hist.last_epoch_s // STEP_SECONDS
+        phase = np.array([zlib.crc32(n.encode()) % c.skill_stride for n in hist.names])
+        first = (step_no - phase - 1) % c.skill_stride + 1  # 1..stride steps back
+        back = first[:, None] + c.skill_stride * np.arange(c.skill_origins)[None, :]
+        origins = np.concatenate([np.full((len(step_no), 1), length - 1), length - 1 - back], axis=1)
+        measured = np.isfinite(structural._gather(hist.y, origins)).all(axis=-1)
+        # a past origin needs the TFT's minimum history before it
+        enough = origins - self.min_history_steps + 1 >= 0
+        origins = np.where(measured & enough, origins, -1)
+        origins[:, 0] = length - 1
+        return origins
+
+    def _past_tft(self, windows: Sequence[MetricsWindow], hist: structural.Histories, origins: np.ndarray,
+                  profiles: Mapping[str, str], budget: list[int]) -> np.ndarray:
+        """(B, K, H, T) TFT medians from the past origins (cached by server and origin time; NaN if over budget)."""
+        b_count, k_count = origins.shape[0], origins.shape[1] - 1
+        out = np.full((b_count, k_count, self.horizon_steps, len(TARGETS)), np.nan, dtype=np.float64)
+        epochs = hist.epoch_of(origins[:, 1:])
+        todo: list[tuple[int, int, int]] = []
+        for b, window in enumerate(windows):
+            name = window.server_name
+            cached = self._tft_past.get(name, {}) if "\x00" not in name else {}
+            keep: dict[int, np.ndarray] = {}
+            for k in range(k_count):
+                if origins[b, k + 1] < 0:
+                    continue
+                e = int(epochs[b, k])
+                if e in cached:
+                    out[b, k] = keep[e] = cached[e]
+                else:
+                    todo.append((b, k, e))
+            if "\x00" not in name:
+                self._tft_past[name] = keep
+        todo = todo[: max(0, budget[0])]
+        budget[0] -= len(todo)
+        slices, where = [], []
+        for b, k, e in todo:
+            cut = _slice_at(windows[b], e, self.inner, profiles.get(windows[b].server_name, "generic"))
+            if cut is not None:
+                slices.append(cut)
+                where.append((b, k, e))
+        mid = list(self.quantiles).index(0.5)
+        for lo in range(0, len(slices), self.inner.chunk_size):
+            values, _ = self.inner.predict_slices(slices[lo : lo + self.inner.chunk_size])
+            for (b, k, e), v in zip(where[lo : lo + self.inner.chunk_size], values, strict=True):
+                median = v[..., mid].astype(np.float32)
+                out[b, k] = median
+                if "\x00" not in windows[b].server_name:
+                    self._tft_past[windows[b].server_name][e] = median
+        return out
+
+    def _blend_chunk(self, windows: Sequence[MetricsWindow], tft: Mapping[str, Forecast],
+                     profiles: Mapping[str, str], budget: list[int]) -> dict[str, Forecast]:
+        hist = structural.histories(windows, self.history_steps)
+        origins = self._origins(hist)
+        comps = structural.run(structural.COMPONENTS, hist.y, origins, self.horizon_steps, chunk=len(windows))
+        mid = list(self.quantiles).index(0.5)
+        tft_now = np.stack([tft[w.server_name].values_array() for w in windows]).astype(np.float64)  # (B,H,T,Q)
+        tft_all = np.concatenate([tft_now[:, None, :, :, mid],
+                                  self._past_tft(windows, hist, origins, profiles, budget)], axis=1)
+        stack = np.stack([comps[c] for c in structural.COMPONENTS] + [tft_all], axis=1)  # (B, C, 1+K, H, T)
+        actual = structural._gather(hist.y, origins[:, 1:, None] + np.arange(1, self.horizon_steps + 1)[None, None])
+        actual = np.where((origins[:, 1:] >= 0)[:, :, None, None], actual, np.nan)  # (B, K, H, T)
+        weights_bin, scored = self._weights(stack[:, :, 1:], actual, profiles)
+        weights = _per_step(weights_bin, self._interp)  # (B, C, H, T)
+        sigma_up, sigma_dn, trust = self._spread(stack[:, :, 1:], weights, actual)
+        out = {}
+        for b, window in enumerate(windows):
+            state = BlendState(self.components, weights_bin[b].astype(np.float32), sigma_up[b], sigma_dn[b],
+                               trust[b], int(scored[b]))
+            if "\x00" not in window.server_name:
+                self.states[window.server_name] = state
+            out[window.server_name] = self._assemble(tft[window.server_name], stack[b, :, 0], tft_now[b], state)
+        return out
+
+    def _weights(self, past: np.ndarray, actual: np.ndarray, profiles) -> tuple[np.ndarray, np.ndarray]:
+        """(B, C, nbins, T) weights per bin from the past origins' errors, and the scored origin count."""
+        c = self.config
+        err = np.abs(past - actual[:, None])  # (B, C, K, H, T)
+        per_origin, _ = _bin_mean(err, self.horizon_steps)  # (B, C, K, nbins, T)
+        scored_k = np.isfinite(per_origin).any(axis=1)  # (B, K, nbins, T)
+        n = scored_k.sum(axis=1).astype(np.float64)  # (B, nbins, T)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            loss = np.nanmean(per_origin, axis=2)  # (B, C, nbins, T)
+        best = np.nanmin(np.where(np.isfinite(loss), loss, np.inf), axis=1)
+        floor = SIGMA_FLOOR[None, None, None, :] * 0.2
+        rel = (loss + floor) / (best[:, None] + floor)
+        shrink = n / (n + c.shrink_origins)
+        prior = self._prior()  # (C, nbins, T)
+        logw = np.log(prior)[None] - c.beta * shrink[:, None] * (rel - 1.0)
+        logw = np.where(np.isfinite(rel) | (n[:, None] == 0), np.where(n[:, None] == 0, np.log(prior)[None], logw),
+                        -np.inf)
+        logw -= logw.max(axis=1, keepdims=True)
+        w = np.exp(logw)
+        w /= w.sum(axis=1, keepdims=True)
+        return w, scored_k.any(axis=(2, 3)).sum(axis=1)
+
+    def _prior(self) -> np.ndarray:
+        prior = np.full((len(self.components), len(BINS), len(TARGETS)), 1.0)
+        for t, target in enumerate(TARGETS):
+            for ci, comp in enumerate(self.components):
+                values = self.config.prior.get(target, {}).get(comp)
+                if values is not None and len(values) == len(BINS):
+                    prior[ci, :, t] = np.maximum(np.asarray(values, dtype=np.float64), 1e-3)
+        return prior / prior.sum(axis=0, keepdims=True)
+
+    def _spread(self, past: np.ndarray, weights: np.ndarray, actual: np.ndarray):
+        """Per bin: up/down spread of the combined forecast's past errors, and how much to trust them."""
+        usable = np.isfinite(past)
+        combined = (np.where(usable, past, 0.0) * weights[:, :, None]).sum(axis=1)
+        norm = (usable * weights[:, :, None]).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            err = actual - combined / norm  # (B, K, H, T)
+        up, _ = _bin_mean(np.where(np.isfinite(err), np.maximum(err, 0.0) ** 2, np.nan), self.horizon_steps)
+        down, _ = _bin_mean(np.where(np.isfinite(err), np.minimum(err, 0.0) ** 2, np.nan), self.horizon_steps)
+        up, down = np.nanmean(up, axis=1), np.nanmean(down, axis=1)  # over origins: (B, nbins, T)
+        per_origin, _ = _bin_mean(err, self.horizon_steps)
+        n = np.isfinite(per_origin).sum(axis=1)
+        trust = n / (n + self.config.shrink_origins)
+        sigma_up = np.maximum(np.sqrt(2 * np.nan_to_num(up)), SIGMA_FLOOR)
+        sigma_dn = np.maximum(np.sqrt(2 * np.nan_to_num(down)), SIGMA_FLOOR)
+        return sigma_up.astype(np.float32), sigma_dn.astype(np.float32), trust.astype(np.float32)
+
+    def _band_scale(self) -> np.ndarray:
+        scale = np.ones((len(BINS), len(TARGETS)))
+        for t, target in enumerate(TARGETS):
+            values = self.config.band_scale.get(target)
+            if values is not None and len(values) == len(BINS):
+                scale[:, t] = values
+        return scale
+
+    def _assemble(self, tft: Forecast, comps_now: np.ndarray, tft_q: np.ndarray, state: BlendState) -> Forecast:
+        """One server's Forecast from its components' current forecasts (C, H, T) and its blend state."""
+        weights = _per_step(state.weights.astype(np.float64), self._interp)  # (C, H, T)
+        usable = np.isfinite(comps_now)
+        median = (np.where(usable, comps_now, 0.0) * weights).sum(axis=0) / np.maximum((usable * weights).sum(axis=0),
+                                                                                       1e-12)
+        q = np.asarray(self.quantiles)
+        z = np.array([_Z.get(round(float(x), 4), 0.0) for x in q])
+        own = self._interp[3]
+        sigma = np.where(z[None, None, :] >= 0, state.sigma_up[own][:, :, None], state.sigma_down[own][:, :, None])
+        trust = state.trust[own][:, :, None]
+        mid = list(self.quantiles).index(0.5)
+        tft_off = tft_q - tft_q[..., mid : mid + 1]
+        floor_off = z[None, None, :] * SIGMA_FLOOR[None, :, None]
+        tft_off = np.where(z >= 0, np.maximum(tft_off, floor_off), np.minimum(tft_off, floor_off))
+        offsets = trust * z[None, None, :] * sigma + (1 - trust) * tft_off
+        offsets *= self._band_scale()[own][:, :, None]
+        values = np.clip(median[..., None] + offsets, 0.0, structural.UPPER[None, :, None])
+        values = np.sort(values, axis=-1).astype(np.float32)
+        return attrs.evolve(tft, values={t: values[:, j, :] for j, t in enumerate(TARGETS)})
+
+
+class FrozenBlend:
+    """Re-runs one server's blend on changed copies of its window with the weights and spread of one tick.
+
+    Explanations use it: how the inputs drive the served forecast, given the skill the server has shown
+    (re-measuring skill on invented histories would explain the skill estimate, not the forecast).
+    """
+
+    def __init__(self, blend: BlendForecaster, state: BlendState | None) -> None:
+        self.blend, self.state = blend, state
+        self.name, self.quantiles = blend.name, blend.quantiles
+        self.min_history_steps, self.horizon_steps = blend.min_history_steps, blend.horizon_steps
+        self.history_steps = blend.history_steps
+        self.spec, self.manifest = blend.spec, blend.manifest
+
+    def forecast(self, windows: Sequence[MetricsWindow], profiles: Mapping[str, str]) -> dict[str, Forecast]:
+        if self.state is None:
+            return self.blend.forecast(windows, profiles)
+        tft = self.blend.inner.forecast(windows, profiles)
+        ready = [w for w in windows if w.server_name in tft]
+        out = {}
+        for lo in range(0, len(ready), self.blend.chunk):
+            part = ready[lo : lo + self.blend.chunk]
+            hist = structural.histories(part, self.history_steps)
+            origins = np.full((len(part), 1), hist.y.shape[1] - 1)
+            comps = structural.run(structural.COMPONENTS, hist.y, origins, self.horizon_steps, chunk=len(part))
+            mid = list(self.quantiles).index(0.5)
+            for b, w in enumerate(part):
+                tft_q = tft[w.server_name].values_array().astype(np.float64)
+                now = np.stack([comps[c][b, 0] for c in structural.COMPONENTS] + [tft_q[..., mid]])
+                out[w.server_name] = self.blend._assemble(tft[w.server_name], now, tft_q, self.state)
+        return out
+
+
+def _slice_at(window: MetricsWindow, epoch_s: int, tft: TftForecaster, profile: str) -> WindowSlice | None:
+    """The TFT's input as it was at ``epoch_s``: the window's rows up to then, cut as ``latest_window`` cuts."""
+    spec = tft.spec
+    ts = window.timestamps
+    hi = int(np.searchsorted(ts, epoch_s, side="right"))
+    lo = int(np.searchsorted(ts, epoch_s - (spec.max_encoder_steps + spec.max_gap_steps + 2) * STEP_SECONDS))
+    segments = segments_from_arrays(window.server_name, ts[lo:hi], window.values[lo:hi], window.statuses[lo:hi],
+                                    spec.max_gap_steps)
+    if not segments or int(segments[-1].ts[-1]) != epoch_s or len(segments[-1]) < spec.min_encoder_steps:
+        return None
+    seg = segments[-1]
+    n = min(len(seg), spec.max_encoder_steps)
+    return WindowSlice(seg.targets[-n:], seg.covariates[-n:], epoch_s, spec.profile_index(profile))
+
+
+__all__ = ["BINS", "BlendConfig", "BlendForecaster", "BlendState", "FrozenBlend", "latest_window"]
+
+
+def window_at(series, origin_epoch_s: int, history_steps: int, horizon: int) -> tuple[MetricsWindow, np.ndarray]:
+    """A server's rolling window as the engine held it at ``origin_epoch_s``, and what was measured after.
+
+    ``series`` is a ``ServerSeries`` (sorted by time). Returns the window (its last ``history_steps`` rows
+    up to the origin) and the (horizon, T) actual targets on the grid after it (NaN where not measured).
+    """
+    ts = series.ts
+    hi = int(np.searchsorted(ts, origin_epoch_s, side="right"))
+    lo = int(np.searchsorted(ts, origin_epoch_s - history_steps * STEP_SECONDS, side="right"))
+    window = MetricsWindow.from_arrays(series.server_name, history_steps, ts[lo:hi], series.values[lo:hi],
+                                       series.status[lo:hi])
+    end = int(np.searchsorted(ts, origin_epoch_s + horizon * STEP_SECONDS, side="right"))
+    actual = np.full((horizon, len(TARGETS)), np.nan)
+    after_ts, after_values, after_status = ts[hi:end], series.values[hi:end], series.status[hi:end]
+    keep = (after_status != structural.STATUS_CODE["offline"]) & np.isfinite(after_values).all(axis=1)
+    step = np.round((after_ts[keep] - origin_epoch_s) / STEP_SECONDS).astype(np.int64)
+    ok = (step >= 1) & (step <= horizon)
+    actual[step[ok] - 1] = structural.targets_of(after_values[keep][ok])
+    return window, actual

@@ -1,0 +1,287 @@
+"""Structural forecasts, vectorised over servers and origins (numpy only).
+
+The same functions are the simple peers every evaluation reports (``PEERS``) and the components the
+served blend combines with the TFT (``COMPONENTS``). Every function takes:
+
+* ``y`` (B, L, T) float64: each server's targets on the 5-minute grid, NaN where nothing was measured,
+  aligned so that ``y[:, -1]`` is the server's last measured step;
+* ``origins`` (B, K) int: grid indices of the forecast origins (the last step each forecast may see);
+  an index < 0 marks "no origin" and yields NaN;
+
+and returns (B, K, H, T) point forecasts for steps 1..H after each origin, clipped to the targets'
+ranges. Nothing here reads a value after its origin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from functools import cached_property
+
+import attrs
+import numpy as np
+
+from argus.domain.forecast import TARGETS
+from argus.domain.metrics import FIELD_INDEX, STATUS_CODE, STEP_SECONDS, MetricsWindow
+
+DAY_STEPS = 288
+WEEK_DAYS = 7
+UPPER = np.array([np.inf if t == "load" else 100.0 for t in TARGETS])
+#: Holt's damped trend: every (alpha, beta, phi) here runs at once; each series keeps the one with the
+#: smallest one-step squared error up to its origin.
+DAMPED_GRID = tuple((a, 0.05, p) for a in (0.1, 0.3, 0.7) for p in (0.98, 0.995))
+DAMPED_WARMUP = 288  # steps run before the earliest origin
+PROFILE_LEVEL_DECAY = 0.97  # per step: the gap between the last value and the profile halves in ~2 h
+
+
+
+@attrs.frozen(eq=False)
+class Histories:
+    """Aligned target histories of several servers (see the module docstring)."""
+
+    names: tuple[str, ...]
+    y: np.ndarray  # (B, L, T) float64, NaN = not measured
+    last_epoch_s: np.ndarray  # (B,) int64: epoch seconds of y[:, -1]
+
+    def epoch_of(self, index: np.ndarray) -> np.ndarray:
+        """Epoch seconds of grid indices (any shape)."""
+        steps_back = self.y.shape[1] - 1 - np.asarray(index)
+        return self.last_epoch_s.reshape((-1,) + (1,) * (np.ndim(index) - 1)) - steps_back * STEP_SECONDS
+
+
+def targets_of(values: np.ndarray) -> np.ndarray:
+    """The (n, T) target matrix (cpu_pct = 100 - idle, ...) of record rows aligned with METRIC_FIELDS."""
+    out = np.stack([
+        100.0 - values[:, FIELD_INDEX["cpu_idle_pct"]],
+        values[:, FIELD_INDEX["mem_used_pct"]],
+        values[:, FIELD_INDEX["swap_used_pct"]],
+        values[:, FIELD_INDEX["cpu_iowait_pct"]],
+        values[:, FIELD_INDEX["disk_usage_pct"]],
+        values[:, FIELD_INDEX["load_average"]],
+    ], axis=1)
+    return out.astype(np.float64)
+
+
+def histories(windows: Sequence[MetricsWindow], steps: int) -> Histories:
+    """Put each window's measured records (not ``offline``, all finite) on a grid of ``steps`` steps.
+
+    Windows without a measured record get an all-NaN row and ``last_epoch_s`` 0.
+    """
+    y = np.full((len(windows), steps, len(TARGETS)), np.nan)
+    last = np.zeros(len(windows), dtype=np.int64)
+    for b, window in enumerate(windows):
+        values = window.values
+        keep = (window.statuses != STATUS_CODE["offline"]) & np.isfinite(values).all(axis=1)
+        if not keep.any():
+            continue
+        grid = np.round(window.timestamps[keep] / STEP_SECONDS).astype(np.int64)
+        idx = grid - grid[-1] + steps - 1
+        ok = idx >= 0
+        y[b, idx[ok]] = targets_of(values[keep][ok])
+        last[b] = grid[-1] * STEP_SECONDS
+    return Histories(tuple(w.server_name for w in windows), y, last)
+
+
+def forward_filled(y: np.ndarray) -> np.ndarray:
+    """``y`` with each NaN replaced by the last finite value before it (leading NaNs stay NaN)."""
+    finite = np.isfinite(y)
+    idx = np.where(finite, np.arange(y.shape[1])[None, :, None], 0)
+    np.maximum.accumulate(idx, axis=1, out=idx)
+    return np.take_along_axis(y, idx, axis=1)
+
+
+def _gather(y: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``y[b, index[b, ...], :]`` with NaN where the index is outside [0, L)."""
+    b, length = y.shape[0], y.shape[1]
+    ok = (index >= 0) & (index < length)
+    flat = np.where(ok, index, 0).reshape(b, -1)
+    out = np.take_along_axis(y, flat[:, :, None], axis=1).reshape(*index.shape, y.shape[2])
+    out[~ok] = np.nan
+    return out
+
+
+def _steps(horizon: int) -> np.ndarray:
+    return np.arange(1, horizon + 1)
+
+
+def _clip(forecast: np.ndarray) -> np.ndarray:
+    return np.clip(forecast, 0.0, UPPER)
+
+
+
+class Context:
+    """One batch of histories and origins; pieces several components share are computed once."""
+
+    def __init__(self, y: np.ndarray, origins: np.ndarray, horizon: int) -> None:
+        self.y, self.origins, self.horizon = y, np.asarray(origins, dtype=np.int64), horizon
+        self.valid = self.origins >= 0
+        first = int(self.origins[self.valid].min()) if self.valid.any() else y.shape[1] - 1
+        #: Only the part of the grid an origin can reach back to is ever read (besides the profile's days).
+        self.first = first
+
+    @cached_property
+    def level(self) -> np.ndarray:
+        """(B, K, T): the last measured value at or before each origin."""
+        lo = max(0, self.first - DAY_STEPS)  # a server silent for a day before its origin has no level
+        return _gather(forward_filled(self.y[:, lo:]), np.where(self.valid, self.origins - lo, -1))
+
+    @cached_property
+    def flat(self) -> np.ndarray:
+        return np.repeat(self.level[:, :, None, :], self.horizon, axis=2)
+
+    @cached_property
+    def profile(self) -> np.ndarray:
+        """(B, K, H + 1, T): median at the same time of day over the previous <= 7 days, steps 0..H.
+
+        The median at grid position p reads p - 288 d (d = 1..7), all before any origin that forecasts
+        p (H < 288), so it is computed once per position and shared by every origin.
+        """
+        positions = np.arange(self.first, self.y.shape[1] + self.horizon)
+        back = DAY_STEPS * np.arange(1, WEEK_DAYS + 1)
+        index = np.broadcast_to(positions[:, None] - back[None, :], (self.y.shape[0], len(positions), len(back)))
+        median, _ = _nan_median(_gather(self.y, index), axis=2)  # (B, P, T)
+        rel = self.origins[:, :, None] + np.arange(0, self.horizon + 1)[None, None, :] - self.first
+        rel = np.where(self.valid[:, :, None], rel, -1)
+        return _gather(median, rel)
+
+    def fallback(self, forecast: np.ndarray) -> np.ndarray:
+        """Clip to the targets' ranges; the last value wherever ``forecast`` is not finite."""
+        return _clip(np.where(np.isfinite(forecast), forecast, self.flat))
+
+
+def _nan_median(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Median along ``axis`` ignoring NaNs (one sort), and how many values it saw."""
+    x = np.sort(x, axis=axis)  # NaNs sort last
+    n = np.isfinite(x).sum(axis=axis, keepdims=True)
+    lo = np.take_along_axis(x, np.maximum((n - 1) // 2, 0), axis=axis)
+    hi = np.take_along_axis(x, np.maximum(n // 2, 0), axis=axis)
+    return np.squeeze((lo + hi) / 2, axis=axis), np.squeeze(n, axis=axis)
+
+
+def last_value(ctx: Context) -> np.ndarray:
+    """The last measured value at or before the origin, held flat."""
+    return ctx.flat
+
+
+def seasonal_naive(ctx: Context) -> np.ndarray:
+    """The value at the same time yesterday (the last value where yesterday was not measured)."""
+    return ctx.fallback(_gather(ctx.y, ctx.origins[:, :, None] + _steps(ctx.horizon)[None, None, :] - DAY_STEPS))
+
+
+def same_time_median_7d(ctx: Context) -> np.ndarray:
+    """Median at the same time of day over the previous <= 7 days (the last value where none was measured)."""
+    return ctx.fallback(ctx.profile[:, :, 1:])
+
+
+def profile_level(ctx: Context) -> np.ndarray:
+    """The 7-day profile anchored to the current level: profile + (last - profile now) * decay^h.
+
+    Short horizons follow the level (a server running above its usual), long ones the daily shape.
+    """
+    gap = ctx.level - ctx.profile[:, :, 0]
+    decay = PROFILE_LEVEL_DECAY ** _steps(ctx.horizon)
+    gap = np.where(np.isfinite(gap), gap, 0.0)
+    return ctx.fallback(ctx.profile[:, :, 1:] + gap[:, :, None, :] * decay[None, None, :, None])
+
+
+def predict_linear(ctx: Context, window_steps: int) -> np.ndarray:
+    """Prometheus' ``predict_linear``: the least-squares line over the last ``window_steps``, extrapolated.
+
+    Running sums over the grid give every origin's fit at once; the line's value at the origin is the
+    starting point. Fewer than 3 measured points in the window: the last value.
+    """
+    y = ctx.y
+    lo = max(0, ctx.first - window_steps)
+    part = y[:, lo:]
+    ok = np.isfinite(part)
+    i = np.arange(part.shape[1], dtype=np.float64)[None, :, None]
+    v = np.where(ok, part, 0.0)
+    xi = np.where(ok, i, 0.0)
+    sums = [np.concatenate([np.zeros_like(a[:, :1]), np.cumsum(a, axis=1)], axis=1)
+            for a in (ok.astype(np.float64), xi, xi * i, v, xi * v)]
+    end = np.where(ctx.valid, ctx.origins - lo + 1, 0)  # exclusive end in ``part``
+    start = np.maximum(end - window_steps, 0)
+    n, si, sii, sv, siv = (_gather(c, end) - _gather(c, start) for c in sums)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        den = n * sii - si * si
+        slope = np.where(den > 0, (n * siv - si * sv) / den, 0.0)
+        at_origin = (sv - slope * si) / n + slope * (end - 1)[:, :, None]
+    line = at_origin[:, :, None, :] + slope[:, :, None, :] * _steps(ctx.horizon)[None, None, :, None]
+    return ctx.fallback(np.where((n >= 3)[:, :, None, :], line, np.nan))
+
+
+def predict_linear_1h(ctx: Context) -> np.ndarray:
+    """``predict_linear`` over the last hour."""
+    return predict_linear(ctx, 12)
+
+
+def predict_linear_6h(ctx: Context) -> np.ndarray:
+    """``predict_linear`` over the last 6 hours."""
+    return predict_linear(ctx, 72)
+
+
+def damped_trend(ctx: Context) -> np.ndarray:
+    """Additive damped-trend exponential smoothing (Holt with Gardner-McKenzie damping), fitted per series.
+
+    Every ``DAMPED_GRID`` parameter set runs in one pass from ``DAMPED_WARMUP`` steps before the earliest
+    origin; at each origin the set with the lowest one-step squared error so far is used. A missing
+    step takes the one-step forecast (no error counted).
+    """
+    y, origins, horizon = ctx.y, ctx.origins, ctx.horizon
+    grid = np.array(DAMPED_GRID)
+    alpha, beta, phi = grid[:, 0], grid[:, 1], grid[:, 2]
+    shape = (y.shape[0], y.shape[2], len(grid))
+    level, trend, sse = np.full(shape, np.nan), np.zeros(shape), np.zeros(shape)
+    snap = np.full((*origins.shape, 3, y.shape[2], len(grid)), np.nan)  # level, trend, sse at each origin
+    if not ctx.valid.any():
+        return ctx.fallback(np.full(ctx.flat.shape, np.nan))
+    at: dict[int, list[tuple[int, int]]] = {}
+    for bi, ki in zip(*np.nonzero(ctx.valid), strict=True):
+        at.setdefault(int(origins[bi, ki]), []).append((int(bi), int(ki)))
+    for s in range(max(0, ctx.first - DAMPED_WARMUP), int(origins.max()) + 1):
+        obs = y[:, s, :, None]
+        seen = np.isfinite(obs)
+        fresh = seen & ~np.isfinite(level)
+        level = np.where(fresh, obs, level)
+        pred = level + phi * trend
+        err = np.where(seen & ~fresh, obs - pred, 0.0)
+        sse += err * err
+        level = pred + alpha * err
+        trend = np.where(fresh, 0.0, phi * trend + alpha * beta * err)
+        if s in at:
+            bi, ki = np.array(at[s]).T
+            snap[bi, ki, 0], snap[bi, ki, 1], snap[bi, ki, 2] = level[bi], trend[bi], sse[bi]
+    best = np.argmin(np.where(np.isfinite(snap[:, :, 2]), snap[:, :, 2], np.inf), axis=-1)  # (B, K, T)
+    lv = np.take_along_axis(snap[:, :, 0], best[..., None], axis=-1)[..., 0]
+    tr = np.take_along_axis(snap[:, :, 1], best[..., None], axis=-1)[..., 0]
+    ph = phi[best][:, :, None, :]
+    h = _steps(horizon)[None, None, :, None]
+    return ctx.fallback(lv[:, :, None, :] + tr[:, :, None, :] * ph * (1 - ph**h) / (1 - ph))
+
+
+Component = Callable[[Context], np.ndarray]
+#: The simple peers every ``argus evaluate`` report scores on the served model's windows.
+PEERS: Mapping[str, Component] = {
+    "last_value": last_value,
+    "seasonal_naive": seasonal_naive,
+    "same_time_median_7d": same_time_median_7d,
+    "predict_linear_1h": predict_linear_1h,
+    "predict_linear_6h": predict_linear_6h,
+    "damped_trend": damped_trend,
+}
+#: The structural components of the served blend (the TFT is the other one).
+COMPONENTS: Mapping[str, Component] = {**PEERS, "profile_level": profile_level}
+
+
+def run(components: Mapping[str, Component], y: np.ndarray, origins: np.ndarray, horizon: int,
+        chunk: int = 256) -> dict[str, np.ndarray]:
+    """Every component's (B, K, H, T) forecasts, in chunks of servers (bounded memory); NaN where origin < 0."""
+    out = {name: np.empty((*np.shape(origins), horizon, y.shape[2])) for name in components}
+    for lo in range(0, y.shape[0], chunk):
+        part = slice(lo, lo + chunk)
+        ctx = Context(y[part], origins[part], horizon)
+        for name, fn in components.items():
+            out[name][part] = fn(ctx)
+    invalid = np.asarray(origins) < 0
+    for forecast in out.values():
+        forecast[invalid] = np.nan
+    return out

@@ -90,16 +90,22 @@ def train_command(data: Path | None, from_db: bool,
 
 
 @click.command("evaluate")
-@click.option("--data", "data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--data", "data", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Records (JSON Lines, optionally .gz) to backtest on; optional with --trend-check alone.")
 @click.option("--model", "model", default=None, help="Model name (default: CURRENT).")
 @click.option("--origins", default=8, show_default=True, type=click.IntRange(1), help="Forecast origins per server.")
 @click.option("--servers", type=click.Choice(["all", "unseen", "seen"]), default="all", show_default=True,
               help="unseen: only servers the model never trained on.")
+@click.option("--start", "start", default=None, metavar="ISO8601",
+              help="Where origins begin (no zone = UTC). Default: the model's trained_before when the data reaches "
+                   "more than a day past it, else 7 days into the file.")
 @click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--png", "png_out", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Save a few forecasts with their bands against actuals.")
 @click.option("--record/--no-record", default=False, show_default=True,
               help="Store the report in the model's manifest under evaluation.<servers>.")
+@click.option("--trend-check", "trend", is_flag=True,
+              help="Also run the synthetic trend check (leak, disk fill, daily peak; 20 seeds each): JSON key trend.")
 @click.option("--incidents/--no-incidents", default=False, show_default=True,
               help="Also replay the period through forecast -> risk -> alerts and grade alerts and probabilities.")
 @click.option("--labels", "labels_path", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -109,31 +115,51 @@ def train_command(data: Path | None, from_db: bool,
 @click.option("--explain/--no-explain", default=False, show_default=True,
               help="With the incident replay: explain each alerted incident (SHAP) and report how often its top 3 "
                    "features include a labelled metrics_involved field (or the breached metric).")
-def evaluate_command(data: Path, model: str | None, origins: int, servers: str, json_out: Path | None,
-                     png_out: Path | None, record: bool, incidents: bool, labels_path: Path | None,
-                     tick_minutes: int, explain: bool) -> None:
-    """Rolling-origin backtest: the TFT against seasonal naive and last value on the same origins."""
+def evaluate_command(data: Path | None, model: str | None, origins: int, servers: str, start: str | None,
+                     json_out: Path | None, png_out: Path | None, record: bool, trend: bool, incidents: bool,
+                     labels_path: Path | None, tick_minutes: int, explain: bool) -> None:
+    """Rolling-origin backtest of the served forecaster (the blend) beside simple peers and the TFT alone."""
+    from datetime import datetime
+
     settings = _settings()
+    if data is None and not trend:
+        raise click.UsageError("give --data FILE (and/or --trend-check)")
+    if data is None and (incidents or labels_path or explain or png_out or start):
+        raise click.UsageError("--incidents, --labels, --explain, --png and --start need --data")
+    start_epoch_s = None
+    if start is not None:
+        try:
+            moment = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        except ValueError:
+            raise click.BadParameter(f"not an ISO 8601 time: {start!r}", param_hint="--start") from None
+        start_epoch_s = int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+    from argus.adapters.blend import BlendForecaster
     from argus.adapters.tft.artifacts import update_manifest
     from argus.adapters.tft.data import load_series
-    from argus.adapters.tft.evaluation import evaluate, format_table, plot_examples
-    from argus.adapters.tft.forecaster import TftForecaster
+    from argus.adapters.tft.evaluation import evaluate, format_table, format_trend, plot_examples, trend_check
     from argus.adapters.tft.registry import DirectoryModelRegistry
 
     registry = DirectoryModelRegistry(settings.model_dir)
-    forecaster = TftForecaster.load(registry, model, device=settings.device, threads=settings.torch_threads)
-    resolve = _profile_for()
-    series = load_series(data)
-    report, result = evaluate(forecaster, series, origins=origins, servers=servers,
-                              profiles=_ProfileMap(resolve))
-    click.echo(format_table(report))
-    if explain:
+    forecaster = BlendForecaster.load(registry, model, device=settings.device, threads=settings.torch_threads)
+    report: dict = {"model": forecaster.name}
+    if data is not None:
+        series = load_series(data)
+        try:
+            report, result = evaluate(forecaster, series, origins=origins, servers=servers,
+                                      start_epoch_s=start_epoch_s, profiles=_ProfileMap(_profile_for()))
+        except ValueError as ex:
+            raise click.ClickException(str(ex)) from None
+        click.echo(format_table(report))
+    if trend:
+        report["trend"] = trend_check(forecaster)
+        click.echo(format_trend(report["trend"]))
+    if data is not None and explain:
         report["incidents"], report["explain"] = _explanations(forecaster, series, report, labels_path, tick_minutes,
                                                                settings)
         click.echo(_incident_line(report["incidents"]))
         click.echo(f"explanations: top-3 agreement {report['explain']['agreement_top3']} over "
                    f"{report['explain']['explained']} alerted incidents")
-    elif incidents or labels_path:
+    elif data is not None and (incidents or labels_path):
         report["incidents"] = _incidents(forecaster, series, report, labels_path, tick_minutes, settings)
         click.echo(_incident_line(report["incidents"]))
     if json_out:
@@ -143,7 +169,10 @@ def evaluate_command(data: Path, model: str | None, origins: int, servers: str, 
     if record:
         manifest = registry.info(forecaster.name).manifest
         evaluation = dict(manifest.get("evaluation") or {})
-        evaluation[servers] = report
+        if data is not None:
+            evaluation[servers] = report
+        else:
+            evaluation["trend"] = report["trend"]
         update_manifest(registry, forecaster.name, "evaluation", evaluation)
 
 

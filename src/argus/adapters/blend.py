@@ -26,6 +26,7 @@ new origins are spread over ticks).
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
 from collections.abc import Mapping, Sequence
 
@@ -80,9 +81,13 @@ class BlendConfig:
 
 def _bin_interpolation(horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per step: (lower bin, upper bin, fraction towards upper) in log-horizon, and each step's own bin."""
-    centers = np.array([math.log(math.sqrt(lo * hi)) for lo, hi in BINS])
+    used = [b for b in BINS if b[0] <= horizon]
+    centers = np.array([math.log(math.sqrt(lo * min(hi, horizon))) for lo, hi in used])
     logs = np.log(np.arange(1, horizon + 1))
-    hi = np.clip(np.searchsorted(centers, logs), 1, len(BINS) - 1)
+    if len(used) == 1:
+        zero = np.zeros(horizon, dtype=np.int64)
+        return zero, zero, np.zeros(horizon), zero
+    hi = np.clip(np.searchsorted(centers, logs), 1, len(used) - 1)
     lo = hi - 1
     frac = np.clip((logs - centers[lo]) / (centers[hi] - centers[lo]), 0.0, 1.0)
     own = np.array([next((j for j, (a, b) in enumerate(BINS) if a <= h <= b), len(BINS) - 1)
@@ -261,16 +266,22 @@ class BlendForecaster:
         per_origin, _ = _bin_mean(err, self.horizon_steps)  # (B, C, K, nbins, T)
         scored_k = np.isfinite(per_origin).any(axis=1)  # (B, K, nbins, T)
         n = scored_k.sum(axis=1).astype(np.float64)  # (B, nbins, T)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an unscored bin is NaN on purpose
             loss = np.nanmean(per_origin, axis=2)  # (B, C, nbins, T)
         best = np.nanmin(np.where(np.isfinite(loss), loss, np.inf), axis=1)
         floor = SIGMA_FLOOR[None, None, None, :] * 0.2
         rel = (loss + floor) / (best[:, None] + floor)
         shrink = n / (n + c.shrink_origins)
+        for j in range(1, len(BINS)):  # a horizon not yet scored: the skill of the longest one that is, half-trusted
+            unscored = n[:, j] == 0
+            rel[:, :, j] = np.where(unscored[:, None], rel[:, :, j - 1], rel[:, :, j])
+            shrink[:, j] = np.where(unscored, 0.5 * shrink[:, j - 1], shrink[:, j])
+            n[:, j] = np.where(unscored, n[:, j - 1], n[:, j])
         prior = self._prior()  # (C, nbins, T)
         logw = np.log(prior)[None] - c.beta * shrink[:, None] * (rel - 1.0)
-        logw = np.where(np.isfinite(rel) | (n[:, None] == 0), np.where(n[:, None] == 0, np.log(prior)[None], logw),
-                        -np.inf)
+        # unscored everywhere: the prior; a component without a score where others have one: left out
+        logw = np.where(n[:, None] == 0, np.log(prior)[None], np.where(np.isfinite(rel), logw, -np.inf))
         logw -= logw.max(axis=1, keepdims=True)
         w = np.exp(logw)
         w /= w.sum(axis=1, keepdims=True)
@@ -294,7 +305,9 @@ class BlendForecaster:
             err = actual - combined / norm  # (B, K, H, T)
         up, _ = _bin_mean(np.where(np.isfinite(err), np.maximum(err, 0.0) ** 2, np.nan), self.horizon_steps)
         down, _ = _bin_mean(np.where(np.isfinite(err), np.minimum(err, 0.0) ** 2, np.nan), self.horizon_steps)
-        up, down = np.nanmean(up, axis=1), np.nanmean(down, axis=1)  # over origins: (B, nbins, T)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            up, down = np.nanmean(up, axis=1), np.nanmean(down, axis=1)  # over origins: (B, nbins, T)
         per_origin, _ = _bin_mean(err, self.horizon_steps)
         n = np.isfinite(per_origin).sum(axis=1)
         trust = n / (n + self.config.shrink_origins)

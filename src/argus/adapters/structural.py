@@ -30,6 +30,7 @@ UPPER = np.array([np.inf if t == "load" else 100.0 for t in TARGETS])
 #: smallest one-step squared error up to its origin.
 DAMPED_GRID = tuple((a, 0.05, p) for a in (0.1, 0.3, 0.7) for p in (0.98, 0.995))
 DAMPED_WARMUP = 288  # steps run before the earliest origin
+DAMPED_SPAN = 600  # the pass starts at least this many steps before the end (the blend's past origins + warm-up)
 PROFILE_LEVEL_DECAY = 0.97  # per step: the gap between the last value and the profile halves in ~2 h
 
 
@@ -223,7 +224,8 @@ def damped_trend(ctx: Context) -> np.ndarray:
     """Additive damped-trend exponential smoothing (Holt with Gardner-McKenzie damping), fitted per series.
 
     Every ``DAMPED_GRID`` parameter set runs in one pass from ``DAMPED_WARMUP`` steps before the earliest
-    origin; at each origin the set with the lowest one-step squared error so far is used. A missing
+    origin (and at least ``DAMPED_SPAN`` before the end); at each origin the set with the lowest one-step
+    squared error so far is used. A missing
     step takes the one-step forecast (no error counted).
     """
     y, origins, horizon = ctx.y, ctx.origins, ctx.horizon
@@ -237,7 +239,9 @@ def damped_trend(ctx: Context) -> np.ndarray:
     at: dict[int, list[tuple[int, int]]] = {}
     for bi, ki in zip(*np.nonzero(ctx.valid), strict=True):
         at.setdefault(int(origins[bi, ki]), []).append((int(bi), int(ki)))
-    for s in range(max(0, ctx.first - DAMPED_WARMUP), int(origins.max()) + 1):
+    # a start that does not depend on the other origins: the same origin gets the same forecast in any batch
+    start = max(0, min(ctx.first - DAMPED_WARMUP, y.shape[1] - 1 - DAMPED_SPAN))
+    for s in range(start, int(origins.max()) + 1):
         obs = y[:, s, :, None]
         seen = np.isfinite(obs)
         fresh = seen & ~np.isfinite(level)

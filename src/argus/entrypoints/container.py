@@ -49,10 +49,10 @@ log = logging.getLogger("argus.engine")
 
 def load_forecaster(registry: DirectoryModelRegistry, device: str, threads: int):
     """Load the CURRENT model for the engine; None (and a clear log line) when there is none or it is broken."""
-    from argus.adapters.tft.forecaster import TftForecaster
+    from argus.adapters.blend import BlendForecaster
 
     try:
-        forecaster = TftForecaster.load(registry, device=device, threads=threads)
+        forecaster = BlendForecaster.load(registry, device=device, threads=threads)
     except Exception as ex:  # noqa: BLE001 - the engine keeps following ingestion without a model
         log.error("no forecasting model loaded from %s: %s", registry.root, ex)
         return None
@@ -93,9 +93,10 @@ def make_supervisor(runs, settings: Settings, manager) -> TrainingSupervisor:
 
 
 def load_tft(registry, name, device, threads):
-    from argus.adapters.tft.forecaster import TftForecaster
+    """The served forecaster for model ``name``: its TFT blended with the structural forecasts."""
+    from argus.adapters.blend import BlendForecaster
 
-    return TftForecaster.load(registry, name, device=device, threads=threads)
+    return BlendForecaster.load(registry, name, device=device, threads=threads)
 
 
 def make_explain_service(predictor, plugins: PluginHost, store: SqlMetricsStore, settings: Settings) -> ExplainService:

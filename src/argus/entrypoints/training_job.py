@@ -124,11 +124,11 @@ def _promotion(settings: Settings, series: Mapping, new_name: str) -> dict:
 
 
 def _score(registry, name: str, series: Mapping, start: int) -> float | None:
+    from argus.adapters.blend import BlendForecaster
     from argus.adapters.tft.evaluation import evaluate
-    from argus.adapters.tft.forecaster import TftForecaster
 
     try:
-        forecaster = TftForecaster.load(registry, name, device="cpu")
+        forecaster = BlendForecaster.load(registry, name, device="cpu")
         report, _ = evaluate(forecaster, series, origins=4, start_epoch_s=start)
         maes = [report["targets"][t]["8h"]["mae"] for t in ("cpu_pct", "mem_pct")]
         return round(sum(maes) / len(maes), 4)

@@ -18,6 +18,8 @@ def trimmed_rows(context: ExplanationContext) -> tuple[slice, slice]:
     """Return (rows to copy from the window, the encoder rows relative to that copy)."""
     encoder = context.encoder_rows()
     start = max(0, encoder.start - MARGIN_ROWS)
+    # a forecaster that reads further back (the blend's 7-day profile) gets all it reads
+    start = min(start, max(0, len(context.window) - int(getattr(context.forecaster, "history_steps", 0))))
     stop = len(context.window)
     return slice(start, stop), slice(encoder.start - start, stop - start)
 

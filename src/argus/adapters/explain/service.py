@@ -85,9 +85,12 @@ class ExplainService:
         if cached is not None and cached[0] == key:
             return {**cached[1], "timestamp": wire_time(result.at), "cached": True}
         started = time.perf_counter()
+        forecaster = self.predictor.forecaster
+        if hasattr(forecaster, "frozen"):  # the blend: re-run with this tick's weights, not re-estimated ones
+            forecaster = forecaster.frozen(result.forecasts[name])
         context = ExplanationContext(
             server_name=name, profile=self.predictor.profiles.profile_for(name), assessment=assessment,
-            forecast=result.forecasts[name], window=window, forecaster=self.predictor.forecaster, at=result.at,
+            forecast=result.forecasts[name], window=window, forecaster=forecaster, at=result.at,
         )
         for explainer in self.explainers:
             try:

@@ -64,6 +64,8 @@ class TrainingConfig:
     drift_share: float = 0.0  # share of training windows given a synthetic sustained linear drift (tried: 0.4)
     drift_targets: tuple[str, ...] = ("mem_pct", "swap_pct", "disk_pct")  # leaks and filling disks
     daily_share: float = 0.0  # share of training windows given a synthetic daily cycle, any target (tried: 0.1)
+    calibrate: bool = True  # fit the served blend's band and priors on the validation days (calibration.py)
+    calibration_origins: int = 12  # origins per training server for that
     scenario_share: float = 0.0  # share of training windows given a synthetic incident scenario (scenarios.py)
     #: (name, weight) pairs of scenarios.SCENARIOS (a mapping is accepted); empty: scenarios.DEFAULT_MIX
     scenario_mix: tuple[tuple[str, float], ...] = attrs.field(default=(), converter=_mix_pairs)
@@ -202,11 +204,24 @@ def train_model(
     from argus.adapters.tft.artifacts import save_model
 
     path = save_model(Path(model_dir), name, outcome.net, outcome.spec, outcome.network, extra)
+    if config.calibrate:
+        report({"stage": "calibrating", "model": name})
+        _calibrate(registry, name, series, split, config)
     if activate:
         registry.set_current(name)
     manifest = registry.info(name).manifest
     report({"stage": "saved", "model": name, "path": str(path)})
     return TrainingResult(name, path, manifest)
+
+
+def _calibrate(registry: DirectoryModelRegistry, name: str, series: Mapping[str, ServerSeries], split: SplitData,
+               config: TrainingConfig) -> None:
+    """Fit the served blend's band and priors on the validation days of the training servers (manifest "blend")."""
+    from argus.adapters.calibration import calibrate_saved
+
+    end = min(split.cutoffs["holdout_from_epoch_s"] - 1, split.cutoffs["data_end_epoch_s"])
+    start = end - int(config.val_days * DAY_S)
+    calibrate_saved(registry, name, series, split.servers, start, end, config.calibration_origins)
 
 
 def _data_summary(series: Mapping[str, ServerSeries], split: SplitData) -> dict[str, object]:

@@ -1,0 +1,138 @@
+"""Fit the blend's band factors and prior weights on held-back windows (``argus calibrate``, end of training).
+
+Numbers, not tuning knobs: for each target and horizon bin, ``band_scale`` is the factor that makes the
+p10-p90 band of the blend cover ``COVERAGE`` of what was measured after each calibration origin, and
+``prior`` is the mean weight each component earned across those windows (what a server with no past of
+its own starts from).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+import attrs
+import numpy as np
+
+from argus.adapters.blend import BINS, BlendConfig, BlendForecaster, window_at
+from argus.domain.forecast import TARGETS
+from argus.domain.metrics import STEP_SECONDS
+
+COVERAGE = 0.81  # p10-p90 aims at 0.80 +- sampling noise; a little over is safer than under
+DAY_S = 86_400
+
+
+def sort_series(series):
+    """The same ServerSeries sorted by timestamp (files are usually sorted; windows need it)."""
+    order = np.argsort(series.ts, kind="stable")
+    if np.all(order == np.arange(len(order))):
+        return series
+    return attrs.evolve(series, ts=series.ts[order], values=series.values[order], status=series.status[order])
+
+
+def choose_origins(series, start: int, end: int, count: int, horizon: int, min_history_s: int = DAY_S) -> list[int]:
+    """Up to ``count`` measured timestamps spread evenly over [start, end - horizon], each with a day before."""
+    ts = series.ts
+    first = int(ts[0]) + min_history_s if len(ts) else 0
+    lo, hi = max(start, first), end - horizon * STEP_SECONDS
+    candidates = ts[(ts >= lo) & (ts <= hi)]
+    if len(candidates) == 0:
+        return []
+    picks = np.unique(np.linspace(0, len(candidates) - 1, min(count, len(candidates))).round().astype(int))
+    return [int(candidates[p]) for p in picks]
+
+
+def replay(forecaster: BlendForecaster, series: Mapping[str, object], origins: Mapping[str, Sequence[int]],
+           profiles: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
+    """Forecast every (server, origin) as the engine would have; stack forecasts, actuals and weights.
+
+    Returns ``values`` (N, H, T, Q), ``actual`` (N, H, T), ``weights`` (N, C, nbins, T), ``server`` (N,)
+    and ``rows`` [(server, origin)]. One server appears at most once per batch (results are keyed by name).
+    """
+    profiles = profiles or {}
+    values, actual, weights, server, rows = [], [], [], [], []
+    names = sorted(origins)
+    rounds = max((len(origins[n]) for n in names), default=0)
+    for j in range(rounds):
+        batch = [(i, n, origins[n][j]) for i, n in enumerate(names) if j < len(origins[n])]
+        cut = [window_at(series[n], o, forecaster.history_steps, forecaster.horizon_steps) for _, n, o in batch]
+        out = forecaster.forecast([w for w, _ in cut], profiles)
+        for (i, n, o), (_, future) in zip(batch, cut, strict=True):
+            if n not in out or not np.isfinite(future).any():
+                continue
+            values.append(out[n].values_array())
+            actual.append(future)
+            weights.append(forecaster.states[n].weights)
+            server.append(i)
+            rows.append((n, o))
+    if not rows:
+        raise ValueError("no calibration origin had a forecast and measurements after it")
+    return {"values": np.stack(values), "actual": np.stack(actual), "weights": np.stack(weights),
+            "server": np.asarray(server), "rows": rows}
+
+
+def band_factors(values: np.ndarray, actual: np.ndarray, quantiles: Sequence[float],
+                 coverage: float = COVERAGE) -> np.ndarray:
+    """(nbins, T) factors on the p10/p90 offsets from the median that make the band cover ``coverage``.
+
+    For each point the smallest factor that covers it is |actual - median| / offset on its side; the
+    factor for a bin is the ``coverage`` quantile of those.
+    """
+    q = list(quantiles)
+    mid, lo, hi = values[..., q.index(0.5)], values[..., q.index(0.1)], values[..., q.index(0.9)]
+    gap = actual - mid
+    with np.errstate(invalid="ignore", divide="ignore"):
+        need = np.where(gap >= 0, gap / np.maximum(hi - mid, 1e-6), -gap / np.maximum(mid - lo, 1e-6))
+    # a band clipped at the range's end covers an actual at that end whatever the factor
+    upper = np.array([np.inf if t == "load" else 100.0 for t in TARGETS])
+    at_top = (gap > 0) & (actual >= upper - 1e-6) & (hi >= upper - 1e-6)
+    at_end = ((gap < 0) & (actual <= 1e-6) & (lo <= 1e-6)) | at_top
+    need = np.where(at_end, 0.0, need)
+    out = np.ones((len(BINS), len(TARGETS)))
+    for j, (a, b) in enumerate(BINS):
+        part = need[:, a - 1 : b]
+        for t in range(len(TARGETS)):
+            x = part[..., t]
+            x = x[np.isfinite(x)]
+            if len(x) >= 20:
+                out[j, t] = float(np.clip(np.quantile(x, coverage), 0.2, 5.0))
+    return out
+
+
+def calibrate(forecaster: BlendForecaster, series: Mapping[str, object], servers: Sequence[str], start: int,
+              end: int, origins_per_server: int = 12, profiles: Mapping[str, str] | None = None) -> BlendConfig:
+    """Replay ``servers`` from ``start`` to ``end`` with an uncalibrated blend; return the fitted config."""
+    base = attrs.evolve(forecaster.config, band_scale={}, prior={}, calibration={})
+    blend = BlendForecaster(forecaster.inner, base)
+    data = {n: sort_series(series[n]) for n in servers if n in series}
+    origins = {n: choose_origins(s, start, end, origins_per_server, blend.horizon_steps) for n, s in data.items()}
+    origins = {n: o for n, o in origins.items() if o}
+    result = replay(blend, data, origins, profiles)
+    scale = band_factors(result["values"], result["actual"], blend.quantiles)
+    mean_w = result["weights"].mean(axis=0)  # (C, nbins, T)
+    prior = {t: {c: [round(float(v), 4) for v in mean_w[ci, :, ti]] for ci, c in enumerate(blend.components)}
+             for ti, t in enumerate(TARGETS)}
+    band = {t: [round(float(v), 4) for v in scale[:, ti]] for ti, t in enumerate(TARGETS)}
+    record = {"windows": len(result["rows"]), "servers": len(origins), "coverage_target": COVERAGE,
+              "period_start": _iso(start), "period_end": _iso(end), "bins": [list(b) for b in BINS]}
+    return attrs.evolve(base, band_scale=band, prior=prior, calibration=record)
+
+
+def _iso(epoch_s: int) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="seconds")
+
+
+def calibrate_saved(registry, name: str, series: Mapping[str, object], servers: Sequence[str], start: int, end: int,
+                    origins_per_server: int = 12) -> dict:
+    """Calibrate model ``name``'s blend and store it in its manifest; the stored section (or why it was not)."""
+    from argus.adapters.tft.artifacts import update_manifest
+
+    forecaster = BlendForecaster.load(registry, name, device="cpu")
+    try:
+        config = calibrate(forecaster, series, servers, start, end, origins_per_server)
+    except ValueError as ex:  # too little data: the blend serves with its defaults, and the manifest says why
+        section = {**BlendConfig().as_manifest(), "calibration": {"skipped": str(ex)}}
+    else:
+        section = config.as_manifest()
+    update_manifest(registry, name, "blend", section)
+    return section

@@ -135,11 +135,14 @@ class BlendForecaster:
     """The ``Forecaster`` the engine serves: a TftForecaster plus structural components, see the module doc."""
 
     def __init__(self, inner: TftForecaster, config: BlendConfig | None = None, chunk: int = 128,
-                 max_new_past_per_tick: int | None = None) -> None:
+                 max_new_past_per_tick: int | None = None, past_budget_share: float | None = None) -> None:
         self.inner = inner
         self.config = config or BlendConfig.from_manifest(inner.manifest)
         self.chunk = chunk
         self.max_new_past_per_tick = max_new_past_per_tick
+        #: engine: new past-origin TFT forecasts per tick at most this share of the ready servers (+32), so
+        #: a restart's empty cache costs a few ticks a little more instead of one tick 13 times as much
+        self.past_budget_share = past_budget_share
         self.name = inner.name
         self.spec = inner.spec
         self.manifest = inner.manifest
@@ -154,9 +157,11 @@ class BlendForecaster:
         self.states: dict[str, BlendState] = {}
 
     @classmethod
-    def load(cls, registry, name: str | None = None, device: str = "auto", threads: int = 1) -> BlendForecaster:
+    def load(cls, registry, name: str | None = None, device: str = "auto", threads: int = 1,
+             past_budget_share: float | None = None) -> BlendForecaster:
         """Load a TFT from ``registry`` (default: CURRENT) and serve it blended."""
-        return cls(TftForecaster.load(registry, name, device=device, threads=threads))
+        return cls(TftForecaster.load(registry, name, device=device, threads=threads),
+                   past_budget_share=past_budget_share)
 
     def predict_slices(self, slices: Sequence[WindowSlice]):
         """The TFT alone on prepared windows (explanations of the network, trend checks of the TFT)."""
@@ -169,6 +174,8 @@ class BlendForecaster:
         tft = self.inner.forecast(windows, profiles)
         ready = [w for w in windows if w.server_name in tft]
         budget = [self.max_new_past_per_tick if self.max_new_past_per_tick is not None else 1 << 62]
+        if self.past_budget_share is not None:
+            budget[0] = min(budget[0], int(self.past_budget_share * len(ready)) + 32)
         out: dict[str, Forecast] = {}
         for lo in range(0, len(ready), self.chunk):
             out.update(self._blend_chunk(ready[lo : lo + self.chunk], tft, profiles, budget))

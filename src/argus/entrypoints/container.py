@@ -45,6 +45,7 @@ def open_engine(url: str, run_migrations: bool = True) -> Iterator[sa.Engine]:
 
 
 log = logging.getLogger("argus.engine")
+ENGINE_PAST_BUDGET = 0.25  # the blend's new past-origin TFT forecasts per tick, as a share of ready servers
 
 
 def load_forecaster(registry: DirectoryModelRegistry, device: str, threads: int):
@@ -52,7 +53,8 @@ def load_forecaster(registry: DirectoryModelRegistry, device: str, threads: int)
     from argus.adapters.blend import BlendForecaster
 
     try:
-        forecaster = BlendForecaster.load(registry, device=device, threads=threads)
+        forecaster = BlendForecaster.load(registry, device=device, threads=threads,
+                                          past_budget_share=ENGINE_PAST_BUDGET)
     except Exception as ex:  # noqa: BLE001 - the engine keeps following ingestion without a model
         log.error("no forecasting model loaded from %s: %s", registry.root, ex)
         return None
@@ -96,7 +98,7 @@ def load_tft(registry, name, device, threads):
     """The served forecaster for model ``name``: its TFT blended with the structural forecasts."""
     from argus.adapters.blend import BlendForecaster
 
-    return BlendForecaster.load(registry, name, device=device, threads=threads)
+    return BlendForecaster.load(registry, name, device=device, threads=threads, past_budget_share=ENGINE_PAST_BUDGET)
 
 
 def make_explain_service(predictor, plugins: PluginHost, store: SqlMetricsStore, settings: Settings) -> ExplainService:

@@ -57,6 +57,7 @@ class BlendConfig:
     beta: float = 3.0
     shrink_origins: float = 2.0
     skill_stat: str = "mean"  # how a component's errors over past origins are summed up: mean or median
+    recency_half_life_steps: float = 72.0  # past origins weigh 0.5 ** (age / this) in the skill (0: all alike)
     history_steps: int = 2880  # 10 days: the 7-day profile and a day of past origins
     #: target -> per-bin factor on the band (1.0 until ``calibrate`` fits it)
     band_scale: Mapping[str, tuple[float, ...]] = attrs.field(factory=dict)
@@ -133,6 +134,21 @@ def combine(values: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray:
         idx = np.argmax(cdf >= p * total - 1e-12, axis=-1)[..., None]
         picks.append(np.take_along_axis(v, idx, axis=-1)[..., 0])
     return np.mean(picks, axis=0)
+
+
+def smooth_path(median: np.ndarray) -> np.ndarray:
+    """(H, T) path averaged over +-1 step beyond 30 minutes and +-2 beyond 2 hours (the first half hour as is).
+
+    The weighted middle can hop between components from one step to the next; a crossing time should not.
+    """
+    out = median.copy()
+    for lo, width in ((6, 1), (24, 2)):
+        if len(median) <= lo:
+            break
+        padded = np.pad(median, ((width, width), (0, 0)), mode="edge")
+        avg = np.mean([padded[i : i + len(median)] for i in range(2 * width + 1)], axis=0)
+        out[lo:] = avg[lo:]
+    return out
 
 
 @attrs.frozen(eq=False)
@@ -297,8 +313,14 @@ class BlendForecaster:
         n = scored_k.sum(axis=1).astype(np.float64)  # (B, nbins, T)
         with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an unscored bin is NaN on purpose
-            stat = np.nanmedian if c.skill_stat == "median" else np.nanmean
-            loss = stat(per_origin, axis=2)  # (B, C, nbins, T)
+            if c.recency_half_life_steps > 0:  # recent origins count more: the server as it is now
+                k = np.arange(per_origin.shape[2])
+                r = (0.5 ** (k * c.skill_stride / c.recency_half_life_steps))[None, None, :, None, None]
+                ok = np.isfinite(per_origin)
+                loss = (np.where(ok, per_origin, 0.0) * r).sum(axis=2) / (ok * r).sum(axis=2)
+            else:
+                stat = np.nanmedian if c.skill_stat == "median" else np.nanmean
+                loss = stat(per_origin, axis=2)  # (B, C, nbins, T)
         best = np.nanmin(np.where(np.isfinite(loss), loss, np.inf), axis=1)
         floor = SIGMA_FLOOR[None, None, None, :] * 0.2
         rel = (loss + floor) / (best[:, None] + floor)
@@ -353,7 +375,7 @@ class BlendForecaster:
     def _assemble(self, tft: Forecast, comps_now: np.ndarray, tft_q: np.ndarray, state: BlendState) -> Forecast:
         """One server's Forecast from its components' current forecasts (C, H, T) and its blend state."""
         weights = _per_step(state.weights.astype(np.float64), self._interp)  # (C, H, T)
-        median = combine(comps_now, weights, axis=0)
+        median = smooth_path(combine(comps_now, weights, axis=0))
         q = np.asarray(self.quantiles)
         z = np.array([_Z.get(round(float(x), 4), 0.0) for x in q])
         own = self._interp[3]

@@ -31,6 +31,7 @@ UPPER = np.array([np.inf if t == "load" else 100.0 for t in TARGETS])
 DAMPED_GRID = tuple((a, 0.05, p) for a in (0.1, 0.3, 0.7) for p in (0.98, 0.995))
 DAMPED_WARMUP = 288  # steps run before the earliest origin
 DAMPED_SPAN = 600  # the pass starts at least this many steps before the end (the blend's past origins + warm-up)
+PROFILE_SMOOTH = 2  # profile_level averages the 7-day profile over +-2 steps
 PROFILE_LEVEL_DECAY = 0.97  # per step: the gap between the last value and the profile halves in ~2 h
 
 
@@ -144,6 +145,22 @@ class Context:
         rel = np.where(self.valid[:, :, None], rel, -1)
         return _gather(median, rel)
 
+    @cached_property
+    def smooth_profile(self) -> np.ndarray:
+        """``profile`` averaged over +-``PROFILE_SMOOTH`` steps: a calmer shape (a crossing is not pulled early
+        by one noisy day); steps without a finite profile keep NaN."""
+        p, w = self.profile, PROFILE_SMOOTH
+        ok = np.isfinite(p)
+        padded = np.pad(np.where(ok, p, 0.0), ((0, 0), (0, 0), (w, w), (0, 0)))
+        count = np.pad(ok.astype(np.float64), ((0, 0), (0, 0), (w, w), (0, 0)))
+        csum = np.cumsum(np.pad(padded, ((0, 0), (0, 0), (1, 0), (0, 0))), axis=2)
+        ccount = np.cumsum(np.pad(count, ((0, 0), (0, 0), (1, 0), (0, 0))), axis=2)
+        n = p.shape[2]
+        total = csum[:, :, 2 * w + 1 : 2 * w + 1 + n] - csum[:, :, :n]
+        seen = ccount[:, :, 2 * w + 1 : 2 * w + 1 + n] - ccount[:, :, :n]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(ok & (seen > 0), total / seen, np.nan)
+
     def fallback(self, forecast: np.ndarray) -> np.ndarray:
         """Clip to the targets' ranges; the last value wherever ``forecast`` is not finite."""
         return _clip(np.where(np.isfinite(forecast), forecast, self.flat))
@@ -173,15 +190,21 @@ def same_time_median_7d(ctx: Context) -> np.ndarray:
     return ctx.fallback(ctx.profile[:, :, 1:])
 
 
+def profile_median(ctx: Context) -> np.ndarray:
+    """``same_time_median_7d`` averaged over +-2 steps: the blend's profile (one noisy day does not move a crossing)."""
+    return ctx.fallback(ctx.smooth_profile[:, :, 1:])
+
+
 def profile_level(ctx: Context) -> np.ndarray:
-    """The 7-day profile anchored to the current level: profile + (last - profile now) * decay^h.
+    """The 7-day profile (smoothed over 25 min) anchored to the current level: profile + (last - profile now) * decay^h.
 
     Short horizons follow the level (a server running above its usual), long ones the daily shape.
     """
-    gap = ctx.level - ctx.profile[:, :, 0]
+    profile = ctx.smooth_profile
+    gap = ctx.level - profile[:, :, 0]
     decay = PROFILE_LEVEL_DECAY ** _steps(ctx.horizon)
     gap = np.where(np.isfinite(gap), gap, 0.0)
-    return ctx.fallback(ctx.profile[:, :, 1:] + gap[:, :, None, :] * decay[None, None, :, None])
+    return ctx.fallback(profile[:, :, 1:] + gap[:, :, None, :] * decay[None, None, :, None])
 
 
 def predict_linear(ctx: Context, window_steps: int) -> np.ndarray:
@@ -272,8 +295,17 @@ PEERS: Mapping[str, Component] = {
     "predict_linear_6h": predict_linear_6h,
     "damped_trend": damped_trend,
 }
-#: The structural components of the served blend (the TFT is the other one).
-COMPONENTS: Mapping[str, Component] = {**PEERS, "profile_level": profile_level}
+#: The structural components of the served blend (the TFT is the other one): the peers, with the 7-day profile
+#: smoothed, and the profile anchored to the current level.
+COMPONENTS: Mapping[str, Component] = {
+    "last_value": last_value,
+    "seasonal_naive": seasonal_naive,
+    "profile_median": profile_median,
+    "profile_level": profile_level,
+    "predict_linear_1h": predict_linear_1h,
+    "predict_linear_6h": predict_linear_6h,
+    "damped_trend": damped_trend,
+}
 
 
 def run(components: Mapping[str, Component], y: np.ndarray, origins: np.ndarray, horizon: int,

@@ -48,7 +48,7 @@ def test_a_daily_sine_is_repeated_by_the_seasonal_peers():
     for name in ("seasonal_naive", "same_time_median_7d"):
         np.testing.assert_allclose(out[name][0, 0, :, CPU], ideal, atol=1e-6)
     # the smoothed profile follows the sine within its smoothing; anchored on the level, it converges to it
-    np.testing.assert_allclose(out["profile_median"][0, 0, :, CPU], ideal, atol=0.2)
+    np.testing.assert_allclose(out["profile_median"][0, 0, :, CPU], ideal, atol=0.5)
     profile_level = out["profile_level"][0, 0, :, CPU]
     assert abs(profile_level[-1] - ideal[-1]) < 0.3
 

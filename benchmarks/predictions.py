@@ -16,6 +16,7 @@ import argparse
 import http.client
 import json
 import os
+import resource
 import signal
 import socket
 import statistics
@@ -81,6 +82,16 @@ def bench_ticks(data_dir: Path, model_dir: Path, repeats: int) -> dict:
     if engine.predictor is None:
         raise SystemExit(f"no model could be loaded from {model_dir}")
     engine.start()
+    warm = {}
+    forecaster = engine.predictor.forecaster
+    if hasattr(forecaster, "past_budget_share"):
+        # the blend: one unbudgeted tick fills its cache of past-origin TFT forecasts (a restart spreads this
+        # over several ticks); the timed ticks are then the steady state
+        share, forecaster.past_budget_share = forecaster.past_budget_share, None
+        started = time.perf_counter()
+        engine.tick()
+        warm = {"cache_fill_tick_s": round(time.perf_counter() - started, 3)}
+        forecaster.past_budget_share = share
     durations, forecast_s = [], []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -91,7 +102,8 @@ def bench_ticks(data_dir: Path, model_dir: Path, repeats: int) -> dict:
     container.shutdown_resources()
     return {"tick_s_median": round(statistics.median(durations), 3),
             "forecast_and_score_s_median": round(statistics.median(forecast_s), 3),
-            "snapshot_bytes": len(body), "model": result.model_name, "servers_scored": len(result.assessments)}
+            "snapshot_bytes": len(body), "model": result.model_name, "servers_scored": len(result.assessments),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), **warm}
 
 
 def bench_gets(data_dir: Path, model_dir: Path, requests: int) -> dict:

@@ -52,11 +52,12 @@ _Z = {0.02: -2.054, 0.1: -1.2816, 0.25: -0.6745, 0.5: 0.0, 0.75: 0.6745, 0.9: 1.
 class BlendConfig:
     """How the blend weighs and spreads; stored in the model manifest under ``"blend"``."""
 
-    skill_origins: int = 12
-    skill_stride: int = 24  # steps between past origins (2 h)
+    skill_origins: int = 8
+    skill_stride: int = 24  # steps between past origins (2 h): the last 16 h
     beta: float = 3.0
     shrink_origins: float = 2.0
     skill_stat: str = "mean"  # how a component's errors over past origins are summed up: mean or median
+    skill_refresh_steps: int = 6  # skill is re-measured every 6 steps (30 min) per server, staggered
     recency_half_life_steps: float = 72.0  # past origins weigh 0.5 ** (age / this) in the skill (0: all alike)
     history_steps: int = 2880  # 10 days: the 7-day profile and a day of past origins
     #: target -> per-bin factor on the band (1.0 until ``calibrate`` fits it)
@@ -104,11 +105,18 @@ def _per_step(per_bin: np.ndarray, interp) -> np.ndarray:
     return per_bin[..., lo, :] * (1 - frac[:, None]) + per_bin[..., hi, :] * frac[:, None]
 
 
-def _bin_mean(x: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """(..., H, T) -> NaN-mean per bin (..., nbins, T) and the count of finite values."""
+def skill_steps(horizon: int) -> np.ndarray:
+    """The steps at which past origins are scored: every step of the first half hour, then sparser
+    (21 of 96 steps: skill costs a fifth of scoring every step, and every bin keeps several points)."""
+    steps = [1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 18, 21, 24, 30, 36, 42, 48, 60, 72, 84, 96]
+    return np.array([h for h in steps if h <= horizon] or [horizon])
+
+
+def _bin_mean(x: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(..., S, T) at ``steps`` -> NaN-mean per bin (..., nbins, T) and the count of finite values."""
     means, counts = [], []
     for lo, hi in BINS:
-        part = x[..., lo - 1 : min(hi, horizon), :]
+        part = x[..., (steps >= lo) & (steps <= hi), :]
         n = np.isfinite(part).sum(axis=-2)
         with np.errstate(invalid="ignore", divide="ignore"):
             means.append(np.where(n > 0, np.nansum(part, axis=-2) / n, np.nan))
@@ -116,24 +124,51 @@ def _bin_mean(x: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(means, axis=-2), np.stack(counts, axis=-2)
 
 
+def _network(count: int) -> list[tuple[int, int]]:
+    """Compare-exchange pairs that sort ``count`` values (Batcher's odd-even merge sort; 19 pairs for 8)."""
+    pairs: list[tuple[int, int]] = []
+    p = 1
+    while p < count:
+        k = p
+        while k >= 1:
+            for j in range(k % p, count - k, 2 * k):
+                for i in range(min(k, count - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return pairs
+
+
 def combine(values: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray:
     """Weighted middle of the components along ``axis``: the mean of their weighted 40th, 50th, 60th percentiles.
 
     Not the weighted mean: a server that flips between 1 % and 92 % CPU gets either, never 46 % (the
     absolute error, which is what is scored, is minimised by a median); the 40-60 average keeps the path
-    smooth where components disagree only slightly. Components that are NaN are left out.
+    smooth where components disagree only slightly. Components that are NaN are left out. The few
+    components are sorted by a compare-exchange network over whole arrays (argsort over millions of rows
+    of 8 is ten times slower).
     """
-    v = np.moveaxis(values, axis, -1)
-    w = np.where(np.isfinite(v), np.broadcast_to(np.moveaxis(weights, axis, -1), v.shape), 0.0)
-    order = np.argsort(np.where(np.isfinite(v), v, np.inf), axis=-1)
-    v, w = np.take_along_axis(v, order, axis=-1), np.take_along_axis(w, order, axis=-1)
-    cdf = np.cumsum(w, axis=-1)
-    total = np.maximum(cdf[..., -1:], 1e-12)
-    picks = []
-    for p in (0.4, 0.5, 0.6):
-        idx = np.argmax(cdf >= p * total - 1e-12, axis=-1)[..., None]
-        picks.append(np.take_along_axis(v, idx, axis=-1)[..., 0])
-    return np.mean(picks, axis=0)
+    count = values.shape[axis]
+    v = [np.take(values, i, axis=axis).astype(np.float32) for i in range(count)]
+    w = [np.broadcast_to(np.take(weights, i, axis=axis), v[0].shape).astype(np.float32) for i in range(count)]
+    for i in range(count):
+        missing = ~np.isfinite(v[i])
+        if missing.any():
+            v[i][missing], w[i][missing] = np.inf, 0.0
+    for a, b in _network(count):
+        swap = (v[a] > v[b]).astype(np.float32)
+        v[a], v[b] = np.minimum(v[a], v[b]), np.maximum(v[a], v[b])
+        moved = (w[b] - w[a]) * swap
+        w[a], w[b] = w[a] + moved, w[b] - moved
+    cdf = np.cumsum(np.stack(w), axis=0)
+    total = np.maximum(cdf[-1], 1e-12)
+    stacked = np.stack(v)
+    out = np.zeros(v[0].shape, dtype=np.float64)
+    for p in (0.4, 0.5, 0.6):  # the first component (in value order) whose cumulative weight reaches p
+        idx = np.minimum((cdf < p * total - 1e-6).sum(axis=0), count - 1)
+        out += np.take_along_axis(stacked, idx[None], axis=0)[0]
+    return out / 3
 
 
 def smooth_path(median: np.ndarray) -> np.ndarray:
@@ -156,6 +191,8 @@ class BlendState:
     """What one server's blend decided at one tick (compact: per bin), for explanations and frozen re-runs."""
 
     components: tuple[str, ...]
+    origin_epoch_s: int  # the last observation it was computed at
+    refresh_at_epoch_s: int  # from this observation on, the skill is measured again
     weights: np.ndarray  # (C, nbins, T)
     sigma_up: np.ndarray  # (nbins, T)
     sigma_down: np.ndarray  # (nbins, T)
@@ -172,7 +209,7 @@ class BlendState:
 class BlendForecaster:
     """The ``Forecaster`` the engine serves: a TftForecaster plus structural components, see the module doc."""
 
-    def __init__(self, inner: TftForecaster, config: BlendConfig | None = None, chunk: int = 128,
+    def __init__(self, inner: TftForecaster, config: BlendConfig | None = None, chunk: int = 512,
                  max_new_past_per_tick: int | None = None, past_budget_share: float | None = None) -> None:
         self.inner = inner
         self.config = config or BlendConfig.from_manifest(inner.manifest)
@@ -191,6 +228,7 @@ class BlendForecaster:
         self.history_steps = self.config.history_steps
         self.components = (*structural.COMPONENTS, TFT)
         self._interp = _bin_interpolation(self.horizon_steps)
+        self._skill_steps = skill_steps(self.horizon_steps)
         self._tft_past: dict[str, dict[int, np.ndarray]] = {}
         self.states: dict[str, BlendState] = {}
 
@@ -219,6 +257,8 @@ class BlendForecaster:
             out.update(self._blend_chunk(ready[lo : lo + self.chunk], tft, profiles, budget))
         live = {w.server_name for w in windows}
         self._tft_past = {s: v for s, v in self._tft_past.items() if s in live or s in out}
+        if len(self.states) > 2 * len(live) + 64:  # servers that left the fleet
+            self.states = {s: v for s, v in self.states.items() if s in live}
         return out
 
     def frozen(self, forecast: Forecast) -> FrozenBlend:
@@ -243,9 +283,10 @@ class BlendForecaster:
 
     def _past_tft(self, windows: Sequence[MetricsWindow], hist: structural.Histories, origins: np.ndarray,
                   profiles: Mapping[str, str], budget: list[int]) -> np.ndarray:
-        """(B, K, H, T) TFT medians from the past origins (cached by server and origin time; NaN if over budget)."""
+        """(B, K, S, T) TFT medians from the past origins at the skill steps (cached by server and origin time;
+        NaN where over budget)."""
         b_count, k_count = origins.shape[0], origins.shape[1] - 1
-        out = np.full((b_count, k_count, self.horizon_steps, len(TARGETS)), np.nan, dtype=np.float64)
+        out = np.full((b_count, k_count, len(self._skill_steps), len(TARGETS)), np.nan, dtype=np.float64)
         epochs = hist.epoch_of(origins[:, 1:])
         todo: list[tuple[int, int, int]] = []
         for b, window in enumerate(windows):
@@ -274,7 +315,7 @@ class BlendForecaster:
         for lo in range(0, len(slices), self.inner.chunk_size):
             values, _ = self.inner.predict_slices(slices[lo : lo + self.inner.chunk_size])
             for (b, k, e), v in zip(where[lo : lo + self.inner.chunk_size], values, strict=True):
-                median = v[..., mid].astype(np.float32)
+                median = v[self._skill_steps - 1, :, mid].astype(np.float32)
                 out[b, k] = median
                 if "\x00" not in windows[b].server_name:
                     self._tft_past[windows[b].server_name][e] = median
@@ -284,31 +325,72 @@ class BlendForecaster:
                      profiles: Mapping[str, str], budget: list[int]) -> dict[str, Forecast]:
         hist = structural.histories(windows, self.history_steps)
         origins = self._origins(hist)
-        comps = structural.run(structural.COMPONENTS, hist.y, origins, self.horizon_steps, chunk=len(windows))
         mid = list(self.quantiles).index(0.5)
+        states = [self._reusable(w.server_name, int(e)) for w, e in zip(windows, hist.last_epoch_s, strict=True)]
+        stale = np.array([state is None for state in states])
+        origins[~stale, 1:] = -1  # servers whose skill is fresh need only the current origin
+        now = structural.run(structural.COMPONENTS, hist.y, origins[:, :1], self.horizon_steps, chunk=len(windows))
         tft_now = np.stack([tft[w.server_name].values_array() for w in windows]).astype(np.float64)  # (B,H,T,Q)
-        tft_all = np.concatenate([tft_now[:, None, :, :, mid],
-                                  self._past_tft(windows, hist, origins, profiles, budget)], axis=1)
-        stack = np.stack([comps[c] for c in structural.COMPONENTS] + [tft_all], axis=1)  # (B, C, 1+K, H, T)
-        actual = structural._gather(hist.y, origins[:, 1:, None] + np.arange(1, self.horizon_steps + 1)[None, None])
-        actual = np.where((origins[:, 1:] >= 0)[:, :, None, None], actual, np.nan)  # (B, K, H, T)
-        weights_bin, scored = self._weights(stack[:, :, 1:], actual, profiles)
-        weights = _per_step(weights_bin, self._interp)  # (B, C, H, T)
-        sigma_up, sigma_dn, trust = self._spread(stack[:, :, 1:], weights, actual)
+        stack_now = np.stack([now[c][:, 0] for c in structural.COMPONENTS] + [tft_now[..., mid]], axis=1)  # (B,C,H,T)
+        if stale.any():
+            idx = np.flatnonzero(stale)
+            fresh = self._measure_skill([windows[i] for i in idx], hist, origins[idx], profiles, budget)
+            for i, state in zip(idx, fresh, strict=True):
+                states[i] = state
+        weights = _per_step(np.stack([state.weights for state in states]).astype(np.float64), self._interp)
+        medians = self._medians(stack_now, weights)
         out = {}
         for b, window in enumerate(windows):
-            state = BlendState(self.components, weights_bin[b].astype(np.float32), sigma_up[b], sigma_dn[b],
-                               trust[b], int(scored[b]))
             if "\x00" not in window.server_name:
-                self.states[window.server_name] = state
-            out[window.server_name] = self._assemble(tft[window.server_name], stack[b, :, 0], tft_now[b], state)
+                self.states[window.server_name] = states[b]
+            out[window.server_name] = self._assemble(tft[window.server_name], medians[b], tft_now[b], states[b])
         return out
+
+    def _reusable(self, name: str, last_epoch_s: int) -> BlendState | None:
+        """This server's state when its skill is still fresh at ``last_epoch_s`` (else None: measure again)."""
+        state = self.states.get(name) if "\x00" not in name else None
+        if state is None or not state.origin_epoch_s <= last_epoch_s < state.refresh_at_epoch_s:
+            return None
+        return state
+
+    def _measure_skill(self, windows: Sequence[MetricsWindow], hist: structural.Histories, origins: np.ndarray,
+                       profiles: Mapping[str, str], budget: list[int]) -> list[BlendState]:
+        """Score every component from the past origins of ``windows`` (rows ``origins`` of ``hist``)."""
+        steps = self._skill_steps
+        rows = np.array([hist.names.index(w.server_name) for w in windows])
+        y = hist.y[rows]
+        sub = structural.Histories(tuple(w.server_name for w in windows), y, hist.last_epoch_s[rows])
+        past = structural.run(structural.COMPONENTS, y, origins[:, 1:], self.horizon_steps, chunk=len(windows),
+                              steps=steps)
+        stack_past = np.stack([past[c] for c in structural.COMPONENTS]
+                              + [self._past_tft(windows, sub, origins, profiles, budget)], axis=1)  # (B,C,K,S,T)
+        actual = structural._gather(y, origins[:, 1:, None] + steps[None, None])
+        actual = np.where((origins[:, 1:] >= 0)[:, :, None, None], actual, np.nan)  # (B, K, S, T)
+        weights_bin, scored = self._weights(stack_past, actual, profiles)
+        weights = _per_step(weights_bin, self._interp)  # (B, C, H, T)
+        sigma_up, sigma_dn, trust = self._spread(stack_past, weights[:, :, steps - 1], actual)
+        every = self.config.skill_refresh_steps
+        out = []
+        for b, window in enumerate(windows):
+            last = int(sub.last_epoch_s[b])
+            step_no = last // STEP_SECONDS
+            phase = zlib.crc32(window.server_name.encode()) % every
+            wait = (phase - step_no) % every or every  # the next step on this server's phase
+            out.append(BlendState(self.components, last, last + wait * STEP_SECONDS,
+                                  weights_bin[b].astype(np.float32), sigma_up[b], sigma_dn[b], trust[b],
+                                  int(scored[b])))
+        return out
+
+    @staticmethod
+    def _medians(components: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """(B, H, T) served medians from the components' (B, C, H, T) forecasts and weights."""
+        return np.stack([smooth_path(m) for m in combine(components, weights, axis=1)])
 
     def _weights(self, past: np.ndarray, actual: np.ndarray, profiles) -> tuple[np.ndarray, np.ndarray]:
         """(B, C, nbins, T) weights per bin from the past origins' errors, and the scored origin count."""
         c = self.config
         err = np.abs(past - actual[:, None])  # (B, C, K, H, T)
-        per_origin, _ = _bin_mean(err, self.horizon_steps)  # (B, C, K, nbins, T)
+        per_origin, _ = _bin_mean(err, self._skill_steps)  # (B, C, K, nbins, T)
         scored_k = np.isfinite(per_origin).any(axis=1)  # (B, K, nbins, T)
         n = scored_k.sum(axis=1).astype(np.float64)  # (B, nbins, T)
         with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
@@ -352,12 +434,12 @@ class BlendForecaster:
         """Per bin: up/down spread of the combined forecast's past errors, and how much to trust them."""
         combined = combine(past, np.broadcast_to(weights[:, :, None], past.shape), axis=1)
         err = actual - combined  # (B, K, H, T)
-        up, _ = _bin_mean(np.where(np.isfinite(err), np.maximum(err, 0.0) ** 2, np.nan), self.horizon_steps)
-        down, _ = _bin_mean(np.where(np.isfinite(err), np.minimum(err, 0.0) ** 2, np.nan), self.horizon_steps)
+        up, _ = _bin_mean(np.where(np.isfinite(err), np.maximum(err, 0.0) ** 2, np.nan), self._skill_steps)
+        down, _ = _bin_mean(np.where(np.isfinite(err), np.minimum(err, 0.0) ** 2, np.nan), self._skill_steps)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             up, down = np.nanmean(up, axis=1), np.nanmean(down, axis=1)  # over origins: (B, nbins, T)
-        per_origin, _ = _bin_mean(err, self.horizon_steps)
+        per_origin, _ = _bin_mean(err, self._skill_steps)
         n = np.isfinite(per_origin).sum(axis=1)
         trust = n / (n + self.config.shrink_origins)
         sigma_up = np.maximum(np.sqrt(2 * np.nan_to_num(up)), SIGMA_FLOOR)
@@ -372,10 +454,8 @@ class BlendForecaster:
                 scale[:, t] = values
         return scale
 
-    def _assemble(self, tft: Forecast, comps_now: np.ndarray, tft_q: np.ndarray, state: BlendState) -> Forecast:
-        """One server's Forecast from its components' current forecasts (C, H, T) and its blend state."""
-        weights = _per_step(state.weights.astype(np.float64), self._interp)  # (C, H, T)
-        median = smooth_path(combine(comps_now, weights, axis=0))
+    def _assemble(self, tft: Forecast, median: np.ndarray, tft_q: np.ndarray, state: BlendState) -> Forecast:
+        """One server's Forecast from its served median (H, T), the TFT's quantiles and its blend state."""
         q = np.asarray(self.quantiles)
         z = np.array([_Z.get(round(float(x), 4), 0.0) for x in q])
         own = self._interp[3]
@@ -418,10 +498,12 @@ class FrozenBlend:
             origins = np.full((len(part), 1), hist.y.shape[1] - 1)
             comps = structural.run(structural.COMPONENTS, hist.y, origins, self.horizon_steps, chunk=len(part))
             mid = list(self.quantiles).index(0.5)
+            tft_q = np.stack([tft[w.server_name].values_array() for w in part]).astype(np.float64)
+            now = np.stack([comps[c][:, 0] for c in structural.COMPONENTS] + [tft_q[..., mid]], axis=1)
+            weights = _per_step(self.state.weights.astype(np.float64), self.blend._interp)[None]
+            medians = self.blend._medians(now, np.broadcast_to(weights, now.shape))
             for b, w in enumerate(part):
-                tft_q = tft[w.server_name].values_array().astype(np.float64)
-                now = np.stack([comps[c][b, 0] for c in structural.COMPONENTS] + [tft_q[..., mid]])
-                out[w.server_name] = self.blend._assemble(tft[w.server_name], now, tft_q, self.state)
+                out[w.server_name] = self.blend._assemble(tft[w.server_name], medians[b], tft_q[b], self.state)
         return out
 
 

@@ -29,8 +29,7 @@ UPPER = np.array([np.inf if t == "load" else 100.0 for t in TARGETS])
 #: Holt's damped trend: every (alpha, beta, phi) here runs at once; each series keeps the one with the
 #: smallest one-step squared error up to its origin.
 DAMPED_GRID = tuple((a, 0.05, p) for a in (0.1, 0.3, 0.7) for p in (0.98, 0.995))
-DAMPED_WARMUP = 288  # steps run before the earliest origin
-DAMPED_SPAN = 600  # the pass starts at least this many steps before the end (the blend's past origins + warm-up)
+DAMPED_WARMUP = 144  # steps each series runs before its earliest origin
 PROFILE_SMOOTH = 2  # profile_level averages the 7-day profile over +-2 steps
 PROFILE_LEVEL_DECAY = 0.97  # per step: the gap between the last value and the profile halves in ~2 h
 
@@ -41,13 +40,17 @@ class Histories:
     """Aligned target histories of several servers (see the module docstring)."""
 
     names: tuple[str, ...]
-    y: np.ndarray  # (B, L, T) float64, NaN = not measured
+    y: np.ndarray  # (B, L, T) float32, NaN = not measured
     last_epoch_s: np.ndarray  # (B,) int64: epoch seconds of y[:, -1]
 
     def epoch_of(self, index: np.ndarray) -> np.ndarray:
         """Epoch seconds of grid indices (any shape)."""
         steps_back = self.y.shape[1] - 1 - np.asarray(index)
         return self.last_epoch_s.reshape((-1,) + (1,) * (np.ndim(index) - 1)) - steps_back * STEP_SECONDS
+
+
+_TARGET_COLUMNS = [FIELD_INDEX[f] for f in ("cpu_idle_pct", "mem_used_pct", "swap_used_pct", "cpu_iowait_pct",
+                                             "disk_usage_pct", "load_average")]
 
 
 def targets_of(values: np.ndarray) -> np.ndarray:
@@ -68,17 +71,20 @@ def histories(windows: Sequence[MetricsWindow], steps: int) -> Histories:
 
     Windows without a measured record get an all-NaN row and ``last_epoch_s`` 0.
     """
-    y = np.full((len(windows), steps, len(TARGETS)), np.nan)
+    y = np.full((len(windows), steps, len(TARGETS)), np.nan, dtype=np.float32)
     last = np.zeros(len(windows), dtype=np.int64)
+    offline = STATUS_CODE["offline"]
     for b, window in enumerate(windows):
-        values = window.values
-        keep = (window.statuses != STATUS_CODE["offline"]) & np.isfinite(values).all(axis=1)
+        values = window.values[-steps:]
+        keep = (window.statuses[-steps:] != offline) & np.isfinite(values).all(axis=1)
         if not keep.any():
             continue
-        grid = np.round(window.timestamps[keep] / STEP_SECONDS).astype(np.int64)
+        grid = (window.timestamps[-steps:][keep] + STEP_SECONDS // 2) // STEP_SECONDS
         idx = grid - grid[-1] + steps - 1
         ok = idx >= 0
-        y[b, idx[ok]] = targets_of(values[keep][ok])
+        rows = values[keep][ok][:, _TARGET_COLUMNS]
+        rows[:, 0] = 100.0 - rows[:, 0]
+        y[b, idx[ok]] = rows
         last[b] = grid[-1] * STEP_SECONDS
     return Histories(tuple(w.server_name for w in windows), y, last)
 
@@ -101,24 +107,27 @@ def _gather(y: np.ndarray, index: np.ndarray) -> np.ndarray:
     return out
 
 
-def _steps(horizon: int) -> np.ndarray:
-    return np.arange(1, horizon + 1)
-
-
 def _clip(forecast: np.ndarray) -> np.ndarray:
     return np.clip(forecast, 0.0, UPPER)
 
 
 
 class Context:
-    """One batch of histories and origins; pieces several components share are computed once."""
+    """One batch of histories and origins; pieces several components share are computed once.
 
-    def __init__(self, y: np.ndarray, origins: np.ndarray, horizon: int) -> None:
-        self.y, self.origins, self.horizon = y, np.asarray(origins, dtype=np.int64), horizon
+    ``steps`` (default 1..``horizon``) are the steps after each origin to forecast: the blend scores
+    past origins on a subset of steps only.
+    """
+
+    def __init__(self, y: np.ndarray, origins: np.ndarray, horizon: int, steps: np.ndarray | None = None,
+                 damped: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
+        self.y, self.origins = y, np.asarray(origins, dtype=np.int64)
+        self.damped = damped  # ``damped_states`` at these origins, when a caller computed them already
+        self.steps = np.arange(1, horizon + 1) if steps is None else np.asarray(steps, dtype=np.int64)
+        self.horizon = int(self.steps.max())
         self.valid = self.origins >= 0
-        first = int(self.origins[self.valid].min()) if self.valid.any() else y.shape[1] - 1
         #: Only the part of the grid an origin can reach back to is ever read (besides the profile's days).
-        self.first = first
+        self.first = int(self.origins[self.valid].min()) if self.valid.any() else y.shape[1] - 1
 
     @cached_property
     def level(self) -> np.ndarray:
@@ -128,11 +137,11 @@ class Context:
 
     @cached_property
     def flat(self) -> np.ndarray:
-        return np.repeat(self.level[:, :, None, :], self.horizon, axis=2)
+        return np.repeat(self.level[:, :, None, :], len(self.steps), axis=2)
 
     @cached_property
-    def profile(self) -> np.ndarray:
-        """(B, K, H + 1, T): median at the same time of day over the previous <= 7 days, steps 0..H.
+    def _median_by_position(self) -> np.ndarray:
+        """(B, P, T): median at the same time of day over the previous <= 7 days, for grid positions from ``first``.
 
         The median at grid position p reads p - 288 d (d = 1..7), all before any origin that forecasts
         p (H < 288), so it is computed once per position and shared by every origin.
@@ -140,26 +149,33 @@ class Context:
         positions = np.arange(self.first, self.y.shape[1] + self.horizon)
         back = DAY_STEPS * np.arange(1, WEEK_DAYS + 1)
         index = np.broadcast_to(positions[:, None] - back[None, :], (self.y.shape[0], len(positions), len(back)))
-        median, _ = _nan_median(_gather(self.y, index), axis=2)  # (B, P, T)
-        rel = self.origins[:, :, None] + np.arange(0, self.horizon + 1)[None, None, :] - self.first
-        rel = np.where(self.valid[:, :, None], rel, -1)
-        return _gather(median, rel)
+        median, _ = _nan_median(_gather(self.y, index), axis=2)
+        return median
+
+    def _at_steps(self, by_position: np.ndarray) -> np.ndarray:
+        """(B, K, 1 + len(steps), T): ``by_position`` at each origin (step 0) and at each of ``steps``."""
+        rel = self.origins[:, :, None] + np.concatenate([[0], self.steps])[None, None, :] - self.first
+        return _gather(by_position, np.where(self.valid[:, :, None], rel, -1))
+
+    @cached_property
+    def profile(self) -> np.ndarray:
+        """(B, K, 1 + len(steps), T): the 7-day same-time median at the origin and at each step; NaN if none."""
+        return self._at_steps(self._median_by_position)
 
     @cached_property
     def smooth_profile(self) -> np.ndarray:
-        """``profile`` averaged over +-``PROFILE_SMOOTH`` steps: a calmer shape (a crossing is not pulled early
-        by one noisy day); steps without a finite profile keep NaN."""
-        p, w = self.profile, PROFILE_SMOOTH
+        """``profile`` averaged over +-``PROFILE_SMOOTH`` grid steps: a calmer shape (one noisy day does not
+        pull a crossing early); positions without a profile stay NaN."""
+        p, w = self._median_by_position, PROFILE_SMOOTH
         ok = np.isfinite(p)
-        padded = np.pad(np.where(ok, p, 0.0), ((0, 0), (0, 0), (w, w), (0, 0)))
-        count = np.pad(ok.astype(np.float64), ((0, 0), (0, 0), (w, w), (0, 0)))
-        csum = np.cumsum(np.pad(padded, ((0, 0), (0, 0), (1, 0), (0, 0))), axis=2)
-        ccount = np.cumsum(np.pad(count, ((0, 0), (0, 0), (1, 0), (0, 0))), axis=2)
-        n = p.shape[2]
-        total = csum[:, :, 2 * w + 1 : 2 * w + 1 + n] - csum[:, :, :n]
-        seen = ccount[:, :, 2 * w + 1 : 2 * w + 1 + n] - ccount[:, :, :n]
+        pad = ((0, 0), (w + 1, w), (0, 0))
+        csum = np.cumsum(np.pad(np.where(ok, p, 0.0), pad), axis=1)
+        ccount = np.cumsum(np.pad(ok.astype(np.float64), pad), axis=1)
+        n = p.shape[1]
+        total = csum[:, 2 * w + 1 : 2 * w + 1 + n] - csum[:, :n]
+        seen = ccount[:, 2 * w + 1 : 2 * w + 1 + n] - ccount[:, :n]
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(ok & (seen > 0), total / seen, np.nan)
+            return self._at_steps(np.where(ok & (seen > 0), total / seen, np.nan))
 
     def fallback(self, forecast: np.ndarray) -> np.ndarray:
         """Clip to the targets' ranges; the last value wherever ``forecast`` is not finite."""
@@ -182,7 +198,7 @@ def last_value(ctx: Context) -> np.ndarray:
 
 def seasonal_naive(ctx: Context) -> np.ndarray:
     """The value at the same time yesterday (the last value where yesterday was not measured)."""
-    return ctx.fallback(_gather(ctx.y, ctx.origins[:, :, None] + _steps(ctx.horizon)[None, None, :] - DAY_STEPS))
+    return ctx.fallback(_gather(ctx.y, ctx.origins[:, :, None] + ctx.steps[None, None, :] - DAY_STEPS))
 
 
 def same_time_median_7d(ctx: Context) -> np.ndarray:
@@ -202,7 +218,7 @@ def profile_level(ctx: Context) -> np.ndarray:
     """
     profile = ctx.smooth_profile
     gap = ctx.level - profile[:, :, 0]
-    decay = PROFILE_LEVEL_DECAY ** _steps(ctx.horizon)
+    decay = PROFILE_LEVEL_DECAY ** ctx.steps
     gap = np.where(np.isfinite(gap), gap, 0.0)
     return ctx.fallback(profile[:, :, 1:] + gap[:, :, None, :] * decay[None, None, :, None])
 
@@ -229,7 +245,7 @@ def predict_linear(ctx: Context, window_steps: int) -> np.ndarray:
         den = n * sii - si * si
         slope = np.where(den > 0, (n * siv - si * sv) / den, 0.0)
         at_origin = (sv - slope * si) / n + slope * (end - 1)[:, :, None]
-    line = at_origin[:, :, None, :] + slope[:, :, None, :] * _steps(ctx.horizon)[None, None, :, None]
+    line = at_origin[:, :, None, :] + slope[:, :, None, :] * ctx.steps[None, None, :, None]
     return ctx.fallback(np.where((n >= 3)[:, :, None, :], line, np.nan))
 
 
@@ -243,29 +259,29 @@ def predict_linear_6h(ctx: Context) -> np.ndarray:
     return predict_linear(ctx, 72)
 
 
-def damped_trend(ctx: Context) -> np.ndarray:
-    """Additive damped-trend exponential smoothing (Holt with Gardner-McKenzie damping), fitted per series.
+def damped_states(y: np.ndarray, origins: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Holt's damped-trend state at each origin: (level, trend, phi), each (B, K, T); NaN where origin < 0.
 
-    Every ``DAMPED_GRID`` parameter set runs in one pass from ``DAMPED_WARMUP`` steps before the earliest
-    origin (and at least ``DAMPED_SPAN`` before the end); at each origin the set with the lowest one-step
-    squared error so far is used. A missing
-    step takes the one-step forecast (no error counted).
+    Every ``DAMPED_GRID`` parameter set runs in one pass; each series starts ``DAMPED_WARMUP`` steps before
+    its own earliest origin (so an origin gets the same state in any batch); at each origin the set with
+    the lowest one-step squared error so far is kept. A missing step takes the one-step forecast (no error
+    counted).
     """
-    y, origins, horizon = ctx.y, ctx.origins, ctx.horizon
+    origins = np.asarray(origins, dtype=np.int64)
+    valid = origins >= 0
     grid = np.array(DAMPED_GRID)
     alpha, beta, phi = grid[:, 0], grid[:, 1], grid[:, 2]
     shape = (y.shape[0], y.shape[2], len(grid))
     level, trend, sse = np.full(shape, np.nan), np.zeros(shape), np.zeros(shape)
     snap = np.full((*origins.shape, 3, y.shape[2], len(grid)), np.nan)  # level, trend, sse at each origin
-    if not ctx.valid.any():
-        return ctx.fallback(np.full(ctx.flat.shape, np.nan))
     at: dict[int, list[tuple[int, int]]] = {}
-    for bi, ki in zip(*np.nonzero(ctx.valid), strict=True):
+    for bi, ki in zip(*np.nonzero(valid), strict=True):
         at.setdefault(int(origins[bi, ki]), []).append((int(bi), int(ki)))
-    # a start that does not depend on the other origins: the same origin gets the same forecast in any batch
-    start = max(0, min(ctx.first - DAMPED_WARMUP, y.shape[1] - 1 - DAMPED_SPAN))
-    for s in range(start, int(origins.max()) + 1):
-        obs = y[:, s, :, None]
+    row_first = np.where(valid, origins, np.iinfo(np.int64).max).min(axis=1)
+    row_start = np.maximum(row_first - DAMPED_WARMUP, 0)[:, None, None]  # (B, 1, 1)
+    start = int(row_start.min()) if valid.any() else 0
+    for s in range(start, int(origins.max()) + 1 if valid.any() else start):
+        obs = np.where(s >= row_start, y[:, s, :, None], np.nan)
         seen = np.isfinite(obs)
         fresh = seen & ~np.isfinite(level)
         level = np.where(fresh, obs, level)
@@ -280,8 +296,15 @@ def damped_trend(ctx: Context) -> np.ndarray:
     best = np.argmin(np.where(np.isfinite(snap[:, :, 2]), snap[:, :, 2], np.inf), axis=-1)  # (B, K, T)
     lv = np.take_along_axis(snap[:, :, 0], best[..., None], axis=-1)[..., 0]
     tr = np.take_along_axis(snap[:, :, 1], best[..., None], axis=-1)[..., 0]
-    ph = phi[best][:, :, None, :]
-    h = _steps(horizon)[None, None, :, None]
+    return lv, tr, phi[best]
+
+
+def damped_trend(ctx: Context) -> np.ndarray:
+    """Additive damped-trend exponential smoothing (Holt with Gardner-McKenzie damping), fitted per series:
+    level + trend * (phi + ... + phi^h), from ``damped_states`` (given to the Context when shared)."""
+    lv, tr, ph = ctx.damped if ctx.damped is not None else damped_states(ctx.y, ctx.origins)
+    ph = ph[:, :, None, :]
+    h = ctx.steps[None, None, :, None]
     return ctx.fallback(lv[:, :, None, :] + tr[:, :, None, :] * ph * (1 - ph**h) / (1 - ph))
 
 
@@ -309,12 +332,16 @@ COMPONENTS: Mapping[str, Component] = {
 
 
 def run(components: Mapping[str, Component], y: np.ndarray, origins: np.ndarray, horizon: int,
-        chunk: int = 256) -> dict[str, np.ndarray]:
-    """Every component's (B, K, H, T) forecasts, in chunks of servers (bounded memory); NaN where origin < 0."""
-    out = {name: np.empty((*np.shape(origins), horizon, y.shape[2])) for name in components}
+        chunk: int = 256, steps: np.ndarray | None = None,
+        damped: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Every component's (B, K, len(steps), T) forecasts (steps default 1..horizon), in chunks of servers
+    (bounded memory); NaN where origin < 0."""
+    n_steps = horizon if steps is None else len(steps)
+    out = {name: np.empty((*np.shape(origins), n_steps, y.shape[2])) for name in components}
     for lo in range(0, y.shape[0], chunk):
         part = slice(lo, lo + chunk)
-        ctx = Context(y[part], origins[part], horizon)
+        ctx = Context(y[part], origins[part], horizon, steps,
+                      None if damped is None else tuple(d[part] for d in damped))
         for name, fn in components.items():
             out[name][part] = fn(ctx)
     invalid = np.asarray(origins) < 0

@@ -106,9 +106,9 @@ def _per_step(per_bin: np.ndarray, interp) -> np.ndarray:
 
 
 def skill_steps(horizon: int) -> np.ndarray:
-    """The steps at which past origins are scored: every step of the first half hour, then sparser
-    (21 of 96 steps: skill costs a fifth of scoring every step, and every bin keeps several points)."""
-    steps = [1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 18, 21, 24, 30, 36, 42, 48, 60, 72, 84, 96]
+    """The steps at which past origins are scored: every step of the first hour, then sparser (34 of 96:
+    skill costs a third of scoring every step, and every bin keeps several points)."""
+    steps = [*range(1, 13), *range(14, 25, 2), *range(27, 49, 3), *range(54, 97, 6)]
     return np.array([h for h in steps if h <= horizon] or [horizon])
 
 
@@ -209,7 +209,7 @@ class BlendState:
 class BlendForecaster:
     """The ``Forecaster`` the engine serves: a TftForecaster plus structural components, see the module doc."""
 
-    def __init__(self, inner: TftForecaster, config: BlendConfig | None = None, chunk: int = 512,
+    def __init__(self, inner: TftForecaster, config: BlendConfig | None = None, chunk: int = 256,
                  max_new_past_per_tick: int | None = None, past_budget_share: float | None = None) -> None:
         self.inner = inner
         self.config = config or BlendConfig.from_manifest(inner.manifest)

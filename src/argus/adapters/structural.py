@@ -28,8 +28,9 @@ WEEK_DAYS = 7
 UPPER = np.array([np.inf if t == "load" else 100.0 for t in TARGETS])
 #: Holt's damped trend: every (alpha, beta, phi) here runs at once; each series keeps the one with the
 #: smallest one-step squared error up to its origin.
-DAMPED_GRID = tuple((a, 0.05, p) for a in (0.1, 0.3, 0.7) for p in (0.98, 0.995))
+DAMPED_GRID = tuple((a, 0.05, p) for a in (0.1, 0.3, 0.7) for p in (0.99, 0.998))
 DAMPED_WARMUP = 144  # steps each series runs before its earliest origin
+DAMPED_INIT_STEPS = 12  # its level and trend start from the line through its first hour
 PROFILE_SMOOTH = 2  # profile_level averages the 7-day profile over +-2 steps
 PROFILE_LEVEL_DECAY = 0.97  # per step: the gap between the last value and the profile halves in ~2 h
 
@@ -229,6 +230,14 @@ def predict_linear(ctx: Context, window_steps: int) -> np.ndarray:
     Running sums over the grid give every origin's fit at once; the line's value at the origin is the
     starting point. Fewer than 3 measured points in the window: the last value.
     """
+    at_origin, slope = _line_fit(ctx, window_steps)
+    line = at_origin[:, :, None, :] + slope[:, :, None, :] * ctx.steps[None, None, :, None]
+    return ctx.fallback(line)
+
+
+def _line_fit(ctx: Context, window_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """(B, K, T) value at the origin and slope per step of the least-squares line over the last
+    ``window_steps`` before each origin; NaN where fewer than 3 points were measured."""
     y = ctx.y
     lo = max(0, ctx.first - window_steps)
     part = y[:, lo:]
@@ -245,8 +254,8 @@ def predict_linear(ctx: Context, window_steps: int) -> np.ndarray:
         den = n * sii - si * si
         slope = np.where(den > 0, (n * siv - si * sv) / den, 0.0)
         at_origin = (sv - slope * si) / n + slope * (end - 1)[:, :, None]
-    line = at_origin[:, :, None, :] + slope[:, :, None, :] * ctx.steps[None, None, :, None]
-    return ctx.fallback(np.where((n >= 3)[:, :, None, :], line, np.nan))
+    enough = n >= 3
+    return np.where(enough, at_origin, np.nan), np.where(enough, slope, np.nan)
 
 
 def predict_linear_1h(ctx: Context) -> np.ndarray:
@@ -278,9 +287,24 @@ def damped_states(y: np.ndarray, origins: np.ndarray) -> tuple[np.ndarray, np.nd
     for bi, ki in zip(*np.nonzero(valid), strict=True):
         at.setdefault(int(origins[bi, ki]), []).append((int(bi), int(ki)))
     row_first = np.where(valid, origins, np.iinfo(np.int64).max).min(axis=1)
-    row_start = np.maximum(row_first - DAMPED_WARMUP, 0)[:, None, None]  # (B, 1, 1)
+    row_start = np.maximum(np.minimum(row_first, y.shape[1] - 1) - DAMPED_WARMUP, 0)  # (B,)
+    # each series starts from the least-squares line of its first hour (a trend already there is not
+    # learnt from zero at the smoothing's slow trend rate)
+    first_hour = Context(y, (row_start + DAMPED_INIT_STEPS - 1)[:, None], 1)
+    init_level, init_trend = _line_fit(first_hour, DAMPED_INIT_STEPS)
+    init_level = (init_level - init_trend * (DAMPED_INIT_STEPS - 1))[:, 0, :, None]  # the line at row_start
+    init_trend = init_trend[:, 0, :, None]
+    starts: dict[int, np.ndarray] = {}
+    for b, s0 in enumerate(row_start):
+        starts.setdefault(int(s0), []).append(b)
+    row_start = row_start[:, None, None]
     start = int(row_start.min()) if valid.any() else 0
     for s in range(start, int(origins.max()) + 1 if valid.any() else start):
+        if s in starts:
+            rows = np.asarray(starts[s])
+            known = np.isfinite(init_level[rows])
+            level[rows] = np.where(known, init_level[rows], np.nan)
+            trend[rows] = np.where(known & np.isfinite(init_trend[rows]), init_trend[rows], 0.0)
         obs = np.where(s >= row_start, y[:, s, :, None], np.nan)
         seen = np.isfinite(obs)
         fresh = seen & ~np.isfinite(level)

@@ -458,15 +458,15 @@ class BlendForecaster:
         """One server's Forecast from its served median (H, T), the TFT's quantiles and its blend state."""
         q = np.asarray(self.quantiles)
         z = np.array([_Z.get(round(float(x), 4), 0.0) for x in q])
-        own = self._interp[3]
-        sigma = np.where(z[None, None, :] >= 0, state.sigma_up[own][:, :, None], state.sigma_down[own][:, :, None])
-        trust = state.trust[own][:, :, None]
+        up, down, trust = (_per_step(x.astype(np.float64), self._interp)[:, :, None]  # smooth between bins
+                           for x in (state.sigma_up, state.sigma_down, state.trust))
+        sigma = np.where(z[None, None, :] >= 0, up, down)
         mid = list(self.quantiles).index(0.5)
         tft_off = tft_q - tft_q[..., mid : mid + 1]
         floor_off = z[None, None, :] * SIGMA_FLOOR[None, :, None]
         tft_off = np.where(z >= 0, np.maximum(tft_off, floor_off), np.minimum(tft_off, floor_off))
         offsets = trust * z[None, None, :] * sigma + (1 - trust) * tft_off
-        offsets *= self._band_scale()[own][:, :, None]
+        offsets *= _per_step(self._band_scale(), self._interp)[:, :, None]
         values = np.clip(median[..., None] + offsets, 0.0, structural.UPPER[None, :, None])
         values = np.sort(values, axis=-1).astype(np.float32)
         return attrs.evolve(tft, values={t: values[:, j, :] for j, t in enumerate(TARGETS)})

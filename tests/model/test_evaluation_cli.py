@@ -77,3 +77,26 @@ def test_evaluate_with_incidents_replays_the_alert_pipeline(tiny_model_dir, tmp_
     assert set(report) >= {"precision", "recall", "lead_minutes_median", "brier_30m", "brier_8h",
                            "brier_30m_climatology", "brier_8h_climatology"}
     assert report["incident_source"] == "labels" and report["ticks"] > 0
+
+
+def test_calibrate_refits_the_blend_of_a_model_trained_without(tmp_path, monkeypatch):
+    data = tmp_path / "records.jsonl"
+    with open(data, "w") as fh:
+        for record in synthetic_records(servers=3, days=3):
+            fh.write(json.dumps(record.as_dict()) + "\n")
+    monkeypatch.setenv("ARGUS_MODEL_DIR", str(tmp_path / "models"))
+    runner = CliRunner()
+    trained = runner.invoke(_cli(), [
+        "train", "--data", str(data), "--epochs", "1", "--max-samples-per-epoch", "16", "--batch-size", "8",
+        "--hidden-size", "4", "--max-encoder-steps", "48", "--horizon-steps", "24", "--val-days", "0.5",
+        "--no-calibrate", "--guides", "--output", "tft_20250101_120000",
+    ])
+    assert trained.exit_code == 0, trained.output
+    manifest_path = tmp_path / "models" / "tft_20250101_120000" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert "blend" not in manifest and manifest["features"]["known_reals"][-1] == "load_trend_z"
+    calibrated = runner.invoke(_cli(), ["calibrate", "--data", str(data), "--days", "1", "--origins", "3"])
+    assert calibrated.exit_code == 0, calibrated.output
+    assert "band factors" in calibrated.output
+    section = json.loads(manifest_path.read_text())["blend"]
+    assert section["calibration"]["windows"] > 0 and set(section["band_scale"]) >= {"cpu_pct", "mem_pct"}

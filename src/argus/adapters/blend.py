@@ -305,16 +305,18 @@ class BlendForecaster:
                 self._tft_past[name] = keep
         todo = todo[: max(0, budget[0])]
         budget[0] -= len(todo)
-        slices, where = [], []
-        for b, k, e in todo:
-            cut = _slice_at(windows[b], e, self.inner, profiles.get(windows[b].server_name, "generic"))
-            if cut is not None:
-                slices.append(cut)
-                where.append((b, k, e))
         mid = list(self.quantiles).index(0.5)
-        for lo in range(0, len(slices), self.inner.chunk_size):
-            values, _ = self.inner.predict_slices(slices[lo : lo + self.inner.chunk_size])
-            for (b, k, e), v in zip(where[lo : lo + self.inner.chunk_size], values, strict=True):
+        for lo in range(0, len(todo), self.inner.chunk_size):  # inputs cut per chunk: bounded memory
+            slices, where = [], []
+            for b, k, e in todo[lo : lo + self.inner.chunk_size]:
+                cut = _slice_at(windows[b], e, self.inner, profiles.get(windows[b].server_name, "generic"))
+                if cut is not None:
+                    slices.append(cut)
+                    where.append((b, k, e))
+            if not slices:
+                continue
+            values, _ = self.inner.predict_slices(slices)
+            for (b, k, e), v in zip(where, values, strict=True):
                 median = v[self._skill_steps - 1, :, mid].astype(np.float32)
                 out[b, k] = median
                 if "\x00" not in windows[b].server_name:

@@ -45,12 +45,16 @@ def _profile_for():
 @click.option("--seed", default=42, show_default=True)
 @click.option("--scenario-share", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Share of training windows given a synthetic incident scenario (leak, disk fill, runaway, ...).")
+@click.option("--guides/--no-guides", default=False, show_default=True,
+              help="Known-future inputs: same time yesterday and the 6 h trend line (docs/model.md).")
+@click.option("--calibrate/--no-calibrate", default=True, show_default=True,
+              help="Fit the served blend's band and priors on the validation days after training.")
 @click.option("--activate/--no-activate", default=True, show_default=True, help="Mark the new model CURRENT.")
 def train_command(data: Path | None, from_db: bool,
                   epochs: int, max_samples_per_epoch: int, batch_size: int, from_model: str | None,
                   output: str | None, val_days: float, holdout_days: float, holdout_servers: float,
                   hidden_size: int, max_encoder_steps: int, min_encoder_steps: int, horizon_steps: int,
-                  seed: int, scenario_share: float, activate: bool) -> None:
+                  seed: int, scenario_share: float, guides: bool, calibrate: bool, activate: bool) -> None:
     """Train a TFT on a records file or the database (CPU, or CUDA when present); save it under ARGUS_MODEL_DIR."""
     settings = _settings()
     if (data is None) == (not from_db):
@@ -63,13 +67,15 @@ def train_command(data: Path | None, from_db: bool,
         holdout_days=holdout_days, holdout_servers=holdout_servers, hidden_size=hidden_size,
         hidden_continuous_size=min(8, hidden_size), max_encoder_steps=max_encoder_steps,
         min_encoder_steps=min_encoder_steps, horizon_steps=horizon_steps, seed=seed,
-        threads=settings.torch_threads, scenario_share=scenario_share,
+        threads=settings.torch_threads, scenario_share=scenario_share, guides=guides, calibrate=calibrate,
     )
 
     def progress(event: dict) -> None:
         if event["stage"] == "epoch_end":
             click.echo(f"epoch {event['epoch']}/{event['epochs']}: val_loss {event['val_loss']:.4f} "
                        f"(best {event['best_val_loss']:.4f})", err=True)
+        elif event["stage"] == "calibrating":
+            click.echo("calibrating the served blend on the validation days ...", err=True)
         elif event["stage"] == "loading_data":
             click.echo(f"reading {data or 'the database'} ...", err=True)
 
@@ -282,7 +288,51 @@ def train_job_command(training_id: str, epochs: int, from_model: str | None) -> 
     sys.exit(run_training_job(settings, training_id, epochs, from_model))
 
 
+@click.command("calibrate")
+@click.option("--data", "data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Records (JSON Lines, optionally .gz): the model's training file, or recent data of your fleet.")
+@click.option("--model", "model", default=None, help="Model name (default: CURRENT).")
+@click.option("--days", default=3.0, show_default=True, type=click.FloatRange(0.5),
+              help="Calibrate on the last DAYS before the model's held-out period (or before the data's end).")
+@click.option("--origins", default=12, show_default=True, type=click.IntRange(1), help="Origins per server.")
+def calibrate_command(data: Path, model: str | None, days: float, origins: int) -> None:
+    """Fit the served blend's band factors and prior weights on held-back days; store them in the manifest.
+
+    Servers: those the model trained on (when the file has them), else every server in the file. The
+    period ends where the model's held-out data begins (``trained_before``), or at the data's end.
+    """
+    from datetime import datetime
+
+    from argus.adapters.calibration import calibrate_saved
+    from argus.adapters.tft.data import load_series
+    from argus.adapters.tft.registry import DirectoryModelRegistry
+
+    settings = _settings()
+    registry = DirectoryModelRegistry(settings.model_dir)
+    name = model or registry.current()
+    if name is None:
+        raise click.ClickException("no model given and none is CURRENT")
+    manifest = registry.info(name).manifest
+    series = load_series(data)
+    if not series:
+        raise click.ClickException(f"{data} holds no records")
+    trained = manifest.get("training", {}).get("data", {})
+    servers = [n for n in trained.get("server_names", []) if n in series] or sorted(series)
+    end = max(int(s.ts.max()) for s in series.values())
+    if trained.get("trained_before"):
+        end = min(end, int(datetime.fromisoformat(trained["trained_before"]).timestamp()) - 1)
+    section = calibrate_saved(registry, name, series, servers, end - int(days * 86_400), end, origins)
+    record = section["calibration"]
+    if "skipped" in record:
+        raise click.ClickException(f"not calibrated: {record['skipped']}")
+    click.echo(f"calibrated {name} on {record['windows']} windows of {record['servers']} servers "
+               f"({record['period_start']} .. {record['period_end']}); band factors:")
+    for target, factors in section["band_scale"].items():
+        click.echo(f"  {target:<11}" + " ".join(f"{f:5.2f}" for f in factors))
+
+
 def register(group: click.Group) -> None:
     """Add the model commands to the ``argus`` command group."""
-    for command in (train_command, evaluate_command, models_command, reload_command, train_job_command):
+    for command in (train_command, evaluate_command, calibrate_command, models_command, reload_command,
+                    train_job_command):
         group.add_command(command)

@@ -15,8 +15,9 @@ of them and lets each server's own recent history decide:
    interpolated between bins in log-horizon. The served median is the weighted middle of the components
    (``combine``: a weighted median, smoothed), not their weighted mean.
 4. **Band**: the server's own past errors of the combined forecast give an (asymmetric) spread per
-   bin; mixed with the TFT's quantile offsets where the past is short, scaled by a per target and bin
-   factor ``band_scale`` that ``calibrate`` fits so that p10-p90 covers 81 % of held-back actuals.
+   bin (their 10th and 90th percentiles); mixed with the TFT's quantile offsets where the past is
+   short, scaled by a per target and bin factor ``band_scale`` that ``calibrate`` fits so that p10-p90
+   covers 81 % of held-back actuals.
 
 One batched call per tick: components are vectorised over servers (chunks of ``chunk`` servers), the
 TFT runs once for the fleet plus, for past origins, only on origins it has not forecast before (a
@@ -218,6 +219,7 @@ class BlendForecaster:
         #: engine: new past-origin TFT forecasts per tick at most this share of the ready servers (+32), so
         #: a restart's empty cache costs a few ticks a little more instead of one tick 13 times as much
         self.past_budget_share = past_budget_share
+        self.band_floor = True  # calibration turns it off to see the bands the factor acts on
         self.name = inner.name
         self.spec = inner.spec
         self.manifest = inner.manifest
@@ -433,19 +435,32 @@ class BlendForecaster:
         return prior / prior.sum(axis=0, keepdims=True)
 
     def _spread(self, past: np.ndarray, weights: np.ndarray, actual: np.ndarray):
-        """Per bin: up/down spread of the combined forecast's past errors, and how much to trust them."""
+        """Per bin: the down and up spread of the combined forecast's past errors, and how much to trust them.
+
+        The spreads are the 10th and 90th percentiles of the server's own errors in the bin (over origins and
+        steps), divided by the normal 90th percentile: whatever the shape of its errors (mostly nothing and
+        now and then a jump, or steady noise), p10-p90 covers about 80 % of that server's past.
+        """
         combined = combine(past, np.broadcast_to(weights[:, :, None], past.shape), axis=1)
-        err = actual - combined  # (B, K, H, T)
-        up, _ = _bin_mean(np.where(np.isfinite(err), np.maximum(err, 0.0) ** 2, np.nan), self._skill_steps)
-        down, _ = _bin_mean(np.where(np.isfinite(err), np.minimum(err, 0.0) ** 2, np.nan), self._skill_steps)
+        err = actual - combined  # (B, K, S, T)
+        steps = self._skill_steps
+        lo_q, hi_q = [], []
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            up, down = np.nanmean(up, axis=1), np.nanmean(down, axis=1)  # over origins: (B, nbins, T)
-        per_origin, _ = _bin_mean(err, self._skill_steps)
+            warnings.simplefilter("ignore", RuntimeWarning)  # a bin without errors yet is NaN on purpose
+            for lo, hi in BINS:
+                part = err[:, :, (steps >= lo) & (steps <= hi)]
+                part = part.reshape(part.shape[0], -1, part.shape[-1])  # (B, K * steps, T)
+                empty = np.full((2, part.shape[0], part.shape[-1]), np.nan)
+                q = np.nanquantile(part, [0.1, 0.9], axis=1) if part.shape[1] else empty
+                lo_q.append(q[0])
+                hi_q.append(q[1])
+        down = -np.stack(lo_q, axis=1) / _Z[0.9]  # (B, nbins, T)
+        up = np.stack(hi_q, axis=1) / _Z[0.9]
+        per_origin, _ = _bin_mean(err, steps)
         n = np.isfinite(per_origin).sum(axis=1)
         trust = n / (n + self.config.shrink_origins)
-        sigma_up = np.maximum(np.sqrt(2 * np.nan_to_num(up)), SIGMA_FLOOR)
-        sigma_dn = np.maximum(np.sqrt(2 * np.nan_to_num(down)), SIGMA_FLOOR)
+        sigma_up = np.maximum(np.nan_to_num(up), 0.0)  # the floor comes last, in _assemble
+        sigma_dn = np.maximum(np.nan_to_num(down), 0.0)
         return sigma_up.astype(np.float32), sigma_dn.astype(np.float32), trust.astype(np.float32)
 
     def _band_scale(self) -> np.ndarray:
@@ -465,10 +480,11 @@ class BlendForecaster:
         sigma = np.where(z[None, None, :] >= 0, up, down)
         mid = list(self.quantiles).index(0.5)
         tft_off = tft_q - tft_q[..., mid : mid + 1]
-        floor_off = z[None, None, :] * SIGMA_FLOOR[None, :, None]
-        tft_off = np.where(z >= 0, np.maximum(tft_off, floor_off), np.minimum(tft_off, floor_off))
         offsets = trust * z[None, None, :] * sigma + (1 - trust) * tft_off
         offsets *= _per_step(self._band_scale(), self._interp)[:, :, None]
+        if self.band_floor:  # after the factor: a quiet server's band is the floor whatever the factor says
+            floor_off = z[None, None, :] * SIGMA_FLOOR[None, :, None]
+            offsets = np.where(z >= 0, np.maximum(offsets, floor_off), np.minimum(offsets, floor_off))
         values = np.clip(median[..., None] + offsets, 0.0, structural.UPPER[None, :, None])
         values = np.sort(values, axis=-1).astype(np.float32)
         return attrs.evolve(tft, values={t: values[:, j, :] for j, t in enumerate(TARGETS)})

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import attrs
 import numpy as np
 
-from argus.adapters.blend import BINS, BlendConfig, BlendForecaster, window_at
+from argus.adapters.blend import BINS, SIGMA_FLOOR, BlendConfig, BlendForecaster, window_at
 from argus.domain.forecast import TARGETS
 from argus.domain.metrics import STEP_SECONDS
 
@@ -88,6 +88,8 @@ def band_factors(values: np.ndarray, actual: np.ndarray, quantiles: Sequence[flo
     at_top = (gap > 0) & (actual >= upper - 1e-6) & (hi >= upper - 1e-6)
     at_end = ((gap < 0) & (actual <= 1e-6) & (lo <= 1e-6)) | at_top
     need = np.where(at_end, 0.0, need)
+    # a band narrower than the floor's is served at the floor whatever the factor: it says nothing about it
+    need = np.where(hi - lo > 2 * 1.2816 * SIGMA_FLOOR, need, np.nan)
     out = np.ones((len(BINS), len(TARGETS)))
     for j, (a, b) in enumerate(BINS):
         part = need[:, a - 1 : b]
@@ -104,6 +106,7 @@ def calibrate(forecaster: BlendForecaster, series: Mapping[str, object], servers
     """Replay ``servers`` from ``start`` to ``end`` with an uncalibrated blend; return the fitted config."""
     base = attrs.evolve(forecaster.config, band_scale={}, prior={}, calibration={})
     blend = BlendForecaster(forecaster.inner, base)
+    blend.band_floor = False
     data = {n: sort_series(series[n]) for n in servers if n in series}
     origins = {n: choose_origins(s, start, end, origins_per_server, blend.horizon_steps) for n, s in data.items()}
     origins = {n: o for n, o in origins.items() if o}

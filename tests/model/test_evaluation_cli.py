@@ -21,18 +21,23 @@ def _cli() -> click.Group:
     return group
 
 
-def test_train_then_evaluate_from_a_gzipped_jsonl_file(tmp_path, monkeypatch):
-    data = tmp_path / "records.jsonl.gz"
-    with gzip.open(data, "wt") as fh:
+def _train(tmp_path, monkeypatch, data, *options: str):
+    """Write 3 synthetic servers x 3 days to ``data`` (gzipped by its name) and train the tiny model on them."""
+    with (gzip.open(data, "wt") if data.suffix == ".gz" else open(data, "w")) as fh:
         for record in synthetic_records(servers=3, days=3):
             fh.write(json.dumps(record.as_dict()) + "\n")
     monkeypatch.setenv("ARGUS_MODEL_DIR", str(tmp_path / "models"))
-    runner = CliRunner()
-    trained = runner.invoke(_cli(), [
+    return CliRunner().invoke(_cli(), [
         "train", "--data", str(data), "--epochs", "1", "--max-samples-per-epoch", "16", "--batch-size", "8",
-        "--hidden-size", "4", "--max-encoder-steps", "48", "--horizon-steps", "96", "--val-days", "0.5",
-        "--holdout-servers", "0.34", "--output", "tft_20250101_120000",
+        "--hidden-size", "4", "--max-encoder-steps", "48", "--val-days", "0.5", "--output", "tft_20250101_120000",
+        *options,
     ])
+
+
+def test_train_then_evaluate_from_a_gzipped_jsonl_file(tmp_path, monkeypatch):
+    data = tmp_path / "records.jsonl.gz"
+    runner = CliRunner()
+    trained = _train(tmp_path, monkeypatch, data, "--horizon-steps", "96", "--holdout-servers", "0.34")
     assert trained.exit_code == 0, trained.output
     assert (tmp_path / "models" / "CURRENT").read_text().strip() == "tft_20250101_120000"
     report_path = tmp_path / "eval.json"
@@ -81,16 +86,8 @@ def test_evaluate_with_incidents_replays_the_alert_pipeline(tiny_model_dir, tmp_
 
 def test_calibrate_refits_the_blend_of_a_model_trained_without(tmp_path, monkeypatch):
     data = tmp_path / "records.jsonl"
-    with open(data, "w") as fh:
-        for record in synthetic_records(servers=3, days=3):
-            fh.write(json.dumps(record.as_dict()) + "\n")
-    monkeypatch.setenv("ARGUS_MODEL_DIR", str(tmp_path / "models"))
     runner = CliRunner()
-    trained = runner.invoke(_cli(), [
-        "train", "--data", str(data), "--epochs", "1", "--max-samples-per-epoch", "16", "--batch-size", "8",
-        "--hidden-size", "4", "--max-encoder-steps", "48", "--horizon-steps", "24", "--val-days", "0.5",
-        "--no-calibrate", "--guides", "--output", "tft_20250101_120000",
-    ])
+    trained = _train(tmp_path, monkeypatch, data, "--horizon-steps", "24", "--no-calibrate", "--guides")
     assert trained.exit_code == 0, trained.output
     manifest_path = tmp_path / "models" / "tft_20250101_120000" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())

@@ -36,7 +36,7 @@ import attrs
 import numpy as np
 
 from argus.adapters import structural
-from argus.adapters.tft.features import WindowSlice, segments_from_arrays
+from argus.adapters.tft.features import WindowSlice
 from argus.adapters.tft.forecaster import TftForecaster, latest_window
 from argus.domain.forecast import TARGETS, Forecast
 from argus.domain.metrics import STEP_SECONDS, MetricsWindow
@@ -57,7 +57,6 @@ class BlendConfig:
     skill_stride: int = 24  # steps between past origins (2 h): the last 16 h
     beta: float = 3.0
     shrink_origins: float = 2.0
-    skill_stat: str = "mean"  # how a component's errors over past origins are summed up: mean or median
     skill_refresh_steps: int = 6  # skill is re-measured every 6 steps (30 min) per server, staggered
     recency_half_life_steps: float = 72.0  # past origins weigh 0.5 ** (age / this) in the skill (0: all alike)
     history_steps: int = 2880  # 10 days: the 7-day profile and a day of past origins
@@ -84,25 +83,23 @@ class BlendConfig:
                 "prior": {t: {c: list(v) for c, v in p.items()} for t, p in self.prior.items()}}
 
 
-def _bin_interpolation(horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per step: (lower bin, upper bin, fraction towards upper) in log-horizon, and each step's own bin."""
+def _bin_interpolation(horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per step: (lower bin, upper bin, fraction towards upper) in log-horizon."""
     used = [b for b in BINS if b[0] <= horizon]
     centers = np.array([math.log(math.sqrt(lo * min(hi, horizon))) for lo, hi in used])
     logs = np.log(np.arange(1, horizon + 1))
     if len(used) == 1:
         zero = np.zeros(horizon, dtype=np.int64)
-        return zero, zero, np.zeros(horizon), zero
+        return zero, zero, np.zeros(horizon)
     hi = np.clip(np.searchsorted(centers, logs), 1, len(used) - 1)
     lo = hi - 1
     frac = np.clip((logs - centers[lo]) / (centers[hi] - centers[lo]), 0.0, 1.0)
-    own = np.array([next((j for j, (a, b) in enumerate(BINS) if a <= h <= b), len(BINS) - 1)
-                    for h in range(1, horizon + 1)])
-    return lo, hi, frac, own
+    return lo, hi, frac
 
 
 def _per_step(per_bin: np.ndarray, interp) -> np.ndarray:
     """(..., nbins, T) -> (..., H, T), interpolated in log-horizon."""
-    lo, hi, frac, _ = interp
+    lo, hi, frac = interp
     return per_bin[..., lo, :] * (1 - frac[:, None]) + per_bin[..., hi, :] * frac[:, None]
 
 
@@ -241,10 +238,6 @@ class BlendForecaster:
         return cls(TftForecaster.load(registry, name, device=device, threads=threads),
                    past_budget_share=past_budget_share)
 
-    def predict_slices(self, slices: Sequence[WindowSlice]):
-        """The TFT alone on prepared windows (explanations of the network, trend checks of the TFT)."""
-        return self.inner.predict_slices(slices)
-
     # ------------------------------------------------------------------ serving
 
     def forecast(self, windows: Sequence[MetricsWindow], profiles: Mapping[str, str]) -> dict[str, Forecast]:
@@ -338,7 +331,7 @@ class BlendForecaster:
         stack_now = np.stack([now[c][:, 0] for c in structural.COMPONENTS] + [tft_now[..., mid]], axis=1)  # (B,C,H,T)
         if stale.any():
             idx = np.flatnonzero(stale)
-            fresh = self._measure_skill([windows[i] for i in idx], hist, origins[idx], profiles, budget)
+            fresh = self._measure_skill([windows[i] for i in idx], hist, idx, origins[idx], profiles, budget)
             for i, state in zip(idx, fresh, strict=True):
                 states[i] = state
         weights = _per_step(np.stack([state.weights for state in states]).astype(np.float64), self._interp)
@@ -357,11 +350,10 @@ class BlendForecaster:
             return None
         return state
 
-    def _measure_skill(self, windows: Sequence[MetricsWindow], hist: structural.Histories, origins: np.ndarray,
-                       profiles: Mapping[str, str], budget: list[int]) -> list[BlendState]:
-        """Score every component from the past origins of ``windows`` (rows ``origins`` of ``hist``)."""
+    def _measure_skill(self, windows: Sequence[MetricsWindow], hist: structural.Histories, rows: np.ndarray,
+                       origins: np.ndarray, profiles: Mapping[str, str], budget: list[int]) -> list[BlendState]:
+        """Score every component from the past ``origins`` of ``windows`` (rows ``rows`` of ``hist``)."""
         steps = self._skill_steps
-        rows = np.array([hist.names.index(w.server_name) for w in windows])
         y = hist.y[rows]
         sub = structural.Histories(tuple(w.server_name for w in windows), y, hist.last_epoch_s[rows])
         past = structural.run(structural.COMPONENTS, y, origins[:, 1:], self.horizon_steps, chunk=len(windows),
@@ -370,7 +362,7 @@ class BlendForecaster:
                               + [self._past_tft(windows, sub, origins, profiles, budget)], axis=1)  # (B,C,K,S,T)
         actual = structural._gather(y, origins[:, 1:, None] + steps[None, None])
         actual = np.where((origins[:, 1:] >= 0)[:, :, None, None], actual, np.nan)  # (B, K, S, T)
-        weights_bin, scored = self._weights(stack_past, actual, profiles)
+        weights_bin, scored = self._weights(stack_past, actual)
         weights = _per_step(weights_bin, self._interp)  # (B, C, H, T)
         sigma_up, sigma_dn, trust = self._spread(stack_past, weights[:, :, steps - 1], actual)
         every = self.config.skill_refresh_steps
@@ -390,7 +382,7 @@ class BlendForecaster:
         """(B, H, T) served medians from the components' (B, C, H, T) forecasts and weights."""
         return np.stack([smooth_path(m) for m in combine(components, weights, axis=1)])
 
-    def _weights(self, past: np.ndarray, actual: np.ndarray, profiles) -> tuple[np.ndarray, np.ndarray]:
+    def _weights(self, past: np.ndarray, actual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(B, C, nbins, T) weights per bin from the past origins' errors, and the scored origin count."""
         c = self.config
         err = np.abs(past - actual[:, None])  # (B, C, K, H, T)
@@ -405,8 +397,7 @@ class BlendForecaster:
                 ok = np.isfinite(per_origin)
                 loss = (np.where(ok, per_origin, 0.0) * r).sum(axis=2) / (ok * r).sum(axis=2)
             else:
-                stat = np.nanmedian if c.skill_stat == "median" else np.nanmean
-                loss = stat(per_origin, axis=2)  # (B, C, nbins, T)
+                loss = np.nanmean(per_origin, axis=2)  # (B, C, nbins, T)
         best = np.nanmin(np.where(np.isfinite(loss), loss, np.inf), axis=1)
         floor = SIGMA_FLOOR[None, None, None, :] * 0.2
         rel = (loss + floor) / (best[:, None] + floor)
@@ -526,21 +517,9 @@ class FrozenBlend:
 
 
 def _slice_at(window: MetricsWindow, epoch_s: int, tft: TftForecaster, profile: str) -> WindowSlice | None:
-    """The TFT's input as it was at ``epoch_s``: the window's rows up to then, cut as ``latest_window`` cuts."""
-    spec = tft.spec
-    ts = window.timestamps
-    hi = int(np.searchsorted(ts, epoch_s, side="right"))
-    lo = int(np.searchsorted(ts, epoch_s - (spec.max_encoder_steps + spec.max_gap_steps + 2) * STEP_SECONDS))
-    segments = segments_from_arrays(window.server_name, ts[lo:hi], window.values[lo:hi], window.statuses[lo:hi],
-                                    spec.max_gap_steps)
-    if not segments or int(segments[-1].ts[-1]) != epoch_s or len(segments[-1]) < spec.min_encoder_steps:
-        return None
-    seg = segments[-1]
-    n = min(len(seg), spec.max_encoder_steps)
-    return WindowSlice(seg.targets[-n:], seg.covariates[-n:], epoch_s, spec.profile_index(profile))
-
-
-__all__ = ["BINS", "BlendConfig", "BlendForecaster", "BlendState", "FrozenBlend", "latest_window"]
+    """The TFT's input as it was at ``epoch_s`` (``latest_window`` on the rows up to then), if it ends there."""
+    cut = latest_window(window, tft.spec, tft.spec.profile_index(profile), until_epoch_s=epoch_s)
+    return cut if cut is not None and cut.last_epoch_s == epoch_s else None
 
 
 def window_at(series, origin_epoch_s: int, history_steps: int, horizon: int) -> tuple[MetricsWindow, np.ndarray]:

@@ -20,7 +20,8 @@ from functools import cached_property
 import attrs
 import numpy as np
 
-from argus.domain.forecast import TARGETS
+from argus.adapters.tft.features import targets_from_values
+from argus.domain.forecast import TARGET_FIELDS, TARGETS
 from argus.domain.metrics import FIELD_INDEX, STATUS_CODE, STEP_SECONDS, MetricsWindow
 
 DAY_STEPS = 288
@@ -50,21 +51,12 @@ class Histories:
         return self.last_epoch_s.reshape((-1,) + (1,) * (np.ndim(index) - 1)) - steps_back * STEP_SECONDS
 
 
-_TARGET_COLUMNS = [FIELD_INDEX[f] for f in ("cpu_idle_pct", "mem_used_pct", "swap_used_pct", "cpu_iowait_pct",
-                                             "disk_usage_pct", "load_average")]
+_TARGET_COLUMNS = [FIELD_INDEX[TARGET_FIELDS[t]] for t in TARGETS]  # cpu_pct is read from the idle share
 
 
 def targets_of(values: np.ndarray) -> np.ndarray:
     """The (n, T) target matrix (cpu_pct = 100 - idle, ...) of record rows aligned with METRIC_FIELDS."""
-    out = np.stack([
-        100.0 - values[:, FIELD_INDEX["cpu_idle_pct"]],
-        values[:, FIELD_INDEX["mem_used_pct"]],
-        values[:, FIELD_INDEX["swap_used_pct"]],
-        values[:, FIELD_INDEX["cpu_iowait_pct"]],
-        values[:, FIELD_INDEX["disk_usage_pct"]],
-        values[:, FIELD_INDEX["load_average"]],
-    ], axis=1)
-    return out.astype(np.float64)
+    return targets_from_values(values).astype(np.float64)
 
 
 def histories(windows: Sequence[MetricsWindow], steps: int) -> Histories:

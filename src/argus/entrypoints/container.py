@@ -50,11 +50,8 @@ ENGINE_PAST_BUDGET = 0.25  # the blend's new past-origin TFT forecasts per tick,
 
 def load_forecaster(registry: DirectoryModelRegistry, device: str, threads: int):
     """Load the CURRENT model for the engine; None (and a clear log line) when there is none or it is broken."""
-    from argus.adapters.blend import BlendForecaster
-
     try:
-        forecaster = BlendForecaster.load(registry, device=device, threads=threads,
-                                          past_budget_share=ENGINE_PAST_BUDGET)
+        forecaster = load_tft(registry, None, device, threads)
     except Exception as ex:  # noqa: BLE001 - the engine keeps following ingestion without a model
         log.error("no forecasting model loaded from %s: %s", registry.root, ex)
         return None

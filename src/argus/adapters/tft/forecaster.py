@@ -19,19 +19,23 @@ from argus.domain.forecast import TARGETS, Forecast
 from argus.domain.metrics import STEP_SECONDS, MetricsWindow
 
 
-def latest_window(window: MetricsWindow, spec: FeatureSpec, profile_index: int) -> WindowSlice | None:
+def latest_window(window: MetricsWindow, spec: FeatureSpec, profile_index: int,
+                  until_epoch_s: int | None = None) -> WindowSlice | None:
     """Cut the model input from a rolling window: its latest gap-free measured stretch, if long enough.
 
     None when the server has fewer than ``min_encoder_steps`` recent measured steps, or when its last
     measured step is more than ``max_gap_steps`` before its last record (it is offline now).
+    ``until_epoch_s``: cut as if the window ended then (the rows after it are ignored).
     """
-    last = window.last_epoch_s
-    if last is None:
-        return None
     ts = window.timestamps
-    recent = ts > last - (spec.max_encoder_steps + spec.max_gap_steps + 2) * STEP_SECONDS
-    segments = segments_from_arrays(window.server_name, ts[recent], window.values[recent],
-                                    window.statuses[recent], spec.max_gap_steps)
+    end = len(ts) if until_epoch_s is None else int(np.searchsorted(ts, until_epoch_s, side="right"))
+    if end == 0:
+        return None
+    last = int(ts[end - 1])
+    start = int(np.searchsorted(ts, last - (spec.max_encoder_steps + spec.max_gap_steps + 2) * STEP_SECONDS,
+                                side="right"))
+    segments = segments_from_arrays(window.server_name, ts[start:end], window.values[start:end],
+                                    window.statuses[start:end], spec.max_gap_steps)
     if not segments:
         return None
     seg = segments[-1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -57,14 +58,15 @@ def test_a_median_crossing_within_the_hour_is_critical_with_its_time_to_issue():
     result = _assess({"mem_pct": 80.0}, make_forecast(mem_pct=rising))
     assert result.level is AlertLevel.CRITICAL
     assert result.time_to_issue_minutes == 45
-    assert result.message == "Memory exhaustion predicted in 45 minutes"
+    assert result.message.startswith("Memory exhaustion predicted in 45 minutes (limit 95%, ")
+    assert result.time_to_issue_possible is False and result.issue_metric == "mem_pct"
 
 
 def test_a_median_crossing_in_five_hours_is_a_warning():
     path = np.concatenate([np.full(60, 70.0), np.full(36, 97.0)])  # crosses at step 61: 5 h 5 min
     result = _assess({"cpu_pct": 70.0}, make_forecast(cpu_pct=path))
     assert result.level is AlertLevel.WARNING
-    assert result.message == "CPU saturation predicted in 5 hours 5 minutes"
+    assert result.message.startswith("CPU saturation predicted in 5 hours 5 minutes (limit 95%, ")
 
 
 def test_sooner_and_more_certain_crossings_score_higher():
@@ -79,7 +81,8 @@ def test_sooner_and_more_certain_crossings_score_higher():
 def test_a_possible_crossing_from_the_upper_band_can_be_degraded_but_not_warning():
     result = _assess(forecast=make_forecast(swap_pct=40.0, spread=20.0))  # p90 60 > limit 50, p50 40 < 50
     assert result.level is AlertLevel.DEGRADED
-    assert result.message.startswith("Swap exhaustion possible in 5 minutes (") and result.prob_8h > 0.25
+    assert result.message.startswith("Swap exhaustion possible in ~5 minutes (limit 50%, ") and result.prob_8h > 0.25
+    assert result.time_to_issue_minutes == 5 and result.time_to_issue_possible
     approaching = _assess(forecast=make_forecast(swap_pct=48.0, spread=1.0))
     assert approaching.level is AlertLevel.DEGRADED
     assert approaching.message == "Swap usage expected to reach 48% (limit 50%)"
@@ -174,3 +177,35 @@ def test_fleet_summary_counts_levels_and_combines_probabilities():
                                                  (5, "5 minutes"), (1, "1 minute")])
 def test_durations_read_like_the_reference(minutes, text):
     assert format_duration(minutes) == text
+
+
+@settings(max_examples=60, deadline=None)
+@given(start=st.floats(20.0, 90.0), minutes=st.floats(5.0, 475.0))
+def test_time_to_issue_of_a_line_is_its_crossing_time(start, minutes):
+    """A median rising in a straight line to the 95 % limit at t minutes gives a time to issue of ≈ t."""
+    steps = np.arange(1, 97) * 5.0
+    line = start + (95.0 - start) * steps / minutes
+    result = _assess({"mem_pct": start}, make_forecast(mem_pct=line, spread=1.0))
+    assert result.time_to_issue_possible is False and result.issue_metric == "mem_pct"
+    assert minutes <= result.time_to_issue_minutes < minutes + 5.0 + 1e-6
+
+
+@settings(max_examples=40, deadline=None)
+@given(minutes=st.floats(5.0, 475.0))
+def test_time_to_issue_from_the_band_alone_is_possible(minutes):
+    """A flat median below the limit whose p90 rises to it at t minutes: "possible in ~t"."""
+    steps = np.arange(1, 97) * 5.0
+    spread = 10.0 * steps / minutes  # p90 = 40 + 10·k/t reaches the 50 % swap limit at t
+    forecast = make_forecast(swap_pct=40.0)
+    values = dict(forecast.values)
+    values["swap_pct"] = np.stack([40.0 - spread, np.full(96, 40.0), 40.0 + spread], axis=1)
+    result = _assess(forecast=attrs.evolve(forecast, values=values))
+    assert result.time_to_issue_possible and result.issue_metric == "swap_pct"
+    assert minutes - 1e-6 <= result.time_to_issue_minutes < minutes + 5.0 + 1e-6
+
+
+def test_a_metric_over_its_limit_now_has_no_time_to_issue_but_another_metrics_crossing_has():
+    rising = np.linspace(60, 100, 96)
+    result = _assess({"cpu_pct": 99.0, "mem_pct": 60.0}, make_forecast(mem_pct=rising))
+    assert result.driver.metric == "cpu_pct" and result.driver.over_now
+    assert result.issue_metric == "mem_pct" and result.time_to_issue_minutes is not None

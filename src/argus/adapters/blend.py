@@ -40,6 +40,7 @@ from argus.adapters.tft.features import WindowSlice
 from argus.adapters.tft.forecaster import TftForecaster, latest_window
 from argus.domain.forecast import TARGETS, Forecast
 from argus.domain.metrics import STEP_SECONDS, MetricsWindow
+from argus.domain.probability import ProbabilityCalibration
 
 #: Horizon bins (first and last step, inclusive) in which skill is measured and the band scaled.
 BINS: tuple[tuple[int, int], ...] = ((1, 3), (4, 6), (7, 12), (13, 24), (25, 48), (49, 96))
@@ -220,6 +221,9 @@ class BlendForecaster:
         self.name = inner.name
         self.spec = inner.spec
         self.manifest = inner.manifest
+        #: the manifest's map from raw to calibrated P(incident) (None: serve the raw probabilities)
+        self.probability_calibration = ProbabilityCalibration.from_manifest(
+            inner.manifest.get("probability_calibration"))  # type: ignore[arg-type]
         self.device = inner.device
         self.quantiles = inner.quantiles
         self.min_history_steps = inner.min_history_steps
@@ -494,6 +498,7 @@ class FrozenBlend:
         self.min_history_steps, self.horizon_steps = blend.min_history_steps, blend.horizon_steps
         self.history_steps = blend.history_steps
         self.spec, self.manifest = blend.spec, blend.manifest
+        self.probability_calibration = blend.probability_calibration
 
     def forecast(self, windows: Sequence[MetricsWindow], profiles: Mapping[str, str]) -> dict[str, Forecast]:
         if self.state is None:

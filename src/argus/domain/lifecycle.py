@@ -82,7 +82,7 @@ class AlertTracker:
         return AlertEvent(
             at=at, server_name=a.server_name, event_type=kind, previous_level=previous, new_level=new,
             risk_score=a.score, message=message, profile=a.profile, raised_at=raised_at,
-            time_to_issue_minutes=a.time_to_issue_minutes, metric=a.driver.metric if a.driver else None,
+            time_to_issue_minutes=_predicted_minutes(a), metric=a.driver.metric if a.driver else None,
             cause=_cause(a), peak_level=peak, breached=breached,
         )
 
@@ -91,10 +91,15 @@ class AlertTracker:
                breached: bool) -> ActiveAlert:
         return ActiveAlert(
             server_name=a.server_name, level=level, risk_score=a.score, profile=a.profile, message=a.message,
-            raised_at=raised_at, time_to_issue_minutes=a.time_to_issue_minutes,
+            raised_at=raised_at, time_to_issue_minutes=_predicted_minutes(a),
             metric=a.anomaly_metric if _cause(a) == "anomaly" else (a.driver.metric if a.driver else None),
             peak_level=max(peak, level), breached=breached,
         )
+
+
+def _predicted_minutes(a: RiskAssessment) -> float | None:
+    """The median's crossing time: an alert's time to issue is never a p90-only "possible"."""
+    return None if a.time_to_issue_possible else a.time_to_issue_minutes
 
 
 def _over_now(a: RiskAssessment) -> bool:

@@ -20,7 +20,7 @@ quantile, a lower limit), and so is a maximum of them: the score never drops whe
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 import numpy as np
@@ -28,6 +28,7 @@ import numpy as np
 from argus.domain.alerts import AlertLevel
 from argus.domain.forecast import TARGETS, Forecast
 from argus.domain.metrics import FIELD_INDEX, STEP_SECONDS, MetricsWindow
+from argus.domain.probability import ProbabilityCalibration
 from argus.domain.profiles import Limits
 
 STEPS_30M = 30 * 60 // STEP_SECONDS
@@ -191,6 +192,20 @@ def _elevation_score(share_of_limit: float) -> float:
     return 55.0 * _clip((share_of_limit - 0.5) / 0.45)
 
 
+def earliest_crossing(risks: Iterable[MetricRisk]) -> tuple[float | None, bool, str | None]:
+    """(minutes, from p90 only, metric) of the earliest median crossing, else the earliest p90 crossing."""
+    pending = [r for r in risks if not r.over_now]
+    by_median = [(r.minutes_to_p50_crossing, r.metric) for r in pending if r.minutes_to_p50_crossing is not None]
+    if by_median:
+        minutes, metric = min(by_median)
+        return minutes, False, metric
+    by_band = [(r.minutes_to_p90_crossing, r.metric) for r in pending if r.minutes_to_p90_crossing is not None]
+    if by_band:
+        minutes, metric = min(by_band)
+        return minutes, True, metric
+    return None, False, None
+
+
 _CAUSE_PRIORITY = {"over_now": 5, "predicted": 4, "possible": 3, "elevated": 2, "approaching": 1, "none": 0}
 
 
@@ -219,12 +234,30 @@ class RiskAssessment:
     anomaly_metric: str | None
     message: str
     maintenance: bool = False
+    raw_prob_30m: float | None = None  # before the calibration map (None: no map, same as prob_30m)
+    raw_prob_8h: float | None = None
 
     @property
     def time_to_issue_minutes(self) -> float | None:
-        if self.driver is None or self.driver.over_now:
-            return None
-        return self.driver.minutes_to_p50_crossing
+        """Minutes until the earliest predicted crossing of a metric not over its limit now.
+
+        The median's crossing when any median crosses within 8 hours; otherwise the p90's
+        (``time_to_issue_possible`` is then True); None when no band reaches a limit.
+        """
+        return self._issue()[0]
+
+    @property
+    def time_to_issue_possible(self) -> bool:
+        """True when ``time_to_issue_minutes`` comes from the p90 only ("possible in ~3 hours")."""
+        return self._issue()[1]
+
+    @property
+    def issue_metric(self) -> str | None:
+        """The metric whose crossing ``time_to_issue_minutes`` times."""
+        return self._issue()[2]
+
+    def _issue(self) -> tuple[float | None, bool, str | None]:
+        return earliest_crossing(self.metrics.values())
 
 
 #: Anomaly at or above this many band widths outside the predicted band makes a server degraded.
@@ -241,8 +274,13 @@ def assess(
     anomaly: float = 0.0,
     anomaly_metric: str | None = None,
     maintenance: bool = False,
+    calibration: ProbabilityCalibration | None = None,
 ) -> RiskAssessment:
-    """Score every limited metric and combine: the worst metric drives the server's score."""
+    """Score every limited metric and combine: the worst metric drives the server's score.
+
+    The server's probabilities combine its metrics' as if independent, then go through the model's
+    calibration map when it has one (a metric over its limit now keeps probability 1).
+    """
     risks: dict[str, MetricRisk] = {}
     for metric, attribute in LIMIT_OF.items():
         limit = getattr(limits, attribute)
@@ -256,36 +294,42 @@ def assess(
     anomaly_score = min(59.9, 50.0 + 5.0 * (anomaly - ANOMALY_DEGRADED)) if anomaly >= ANOMALY_DEGRADED else 0.0
     anomalous = anomaly_score > score
     score = max(score, anomaly_score)
-    prob_30m = 1.0 - math.prod(1.0 - r.prob_30m for r in risks.values())
-    prob_8h = 1.0 - math.prod(1.0 - r.prob_8h for r in risks.values())
+    raw_30m = 1.0 - math.prod(1.0 - r.prob_30m for r in risks.values())
+    raw_8h = max(1.0 - math.prod(1.0 - r.prob_8h for r in risks.values()), raw_30m)
+    prob_30m, prob_8h = raw_30m, raw_8h
+    if calibration is not None and not any(r.over_now for r in risks.values()):
+        prob_30m, prob_8h = calibration.apply(raw_30m, raw_8h)
     level = AlertLevel.for_score(score)
     return RiskAssessment(
         server_name=server_name, profile=profile, score=round(score, 1), level=level,
         driver=driver, metrics=risks, prob_30m=prob_30m, prob_8h=prob_8h,
         anomaly=round(anomaly, 2), anomaly_metric=anomaly_metric,
-        message=_message(driver, level, anomalous, anomaly_metric), maintenance=maintenance,
+        message=_message(driver, level, anomalous, anomaly_metric, prob_8h), maintenance=maintenance,
+        raw_prob_30m=raw_30m, raw_prob_8h=raw_8h,
     )
 
 
-def _message(driver: MetricRisk | None, level: AlertLevel, anomalous: bool, anomaly_metric: str | None) -> str:
+def _message(driver: MetricRisk | None, level: AlertLevel, anomalous: bool, anomaly_metric: str | None,
+             prob_8h: float) -> str:
     if anomalous and anomaly_metric:
         return f"{METRIC_NAMES[anomaly_metric]} outside its predicted band"
     if driver is None or level is AlertLevel.HEALTHY:
         return "All metrics within limits"
     name = METRIC_NAMES[driver.metric]
+    limit = _fmt(driver.limit, driver.metric)
     if driver.cause == "over_now":
-        current, limit = _fmt(driver.current, driver.metric), _fmt(driver.limit, driver.metric)
-        return f"{NOW_PHRASES[driver.metric]} ({current} ≥ {limit})"
+        return f"{NOW_PHRASES[driver.metric]} ({_fmt(driver.current, driver.metric)} ≥ {limit})"
+    chance = f"{round(100 * prob_8h)}% chance"
     if driver.cause == "predicted" and driver.minutes_to_p50_crossing is not None:
-        return f"{INCIDENT_NAMES[driver.metric]} predicted in {format_duration(driver.minutes_to_p50_crossing)}"
+        when = format_duration(driver.minutes_to_p50_crossing)
+        return f"{INCIDENT_NAMES[driver.metric]} predicted in {when} (limit {limit}, {chance})"
     if driver.cause == "possible":
         when = driver.minutes_to_p90_crossing
-        in_when = f" in {format_duration(when)}" if when is not None else " within 8 hours"
-        return f"{INCIDENT_NAMES[driver.metric]} possible{in_when} ({round(100 * driver.prob_8h)}% chance)"
+        in_when = f" in ~{format_duration(when)}" if when is not None else " within 8 hours"
+        return f"{INCIDENT_NAMES[driver.metric]} possible{in_when} (limit {limit}, {chance})"
     if driver.cause == "approaching" and driver.forecast_peak is not None:
-        peak, limit = _fmt(driver.forecast_peak, driver.metric), _fmt(driver.limit, driver.metric)
-        return f"{name} expected to reach {peak} (limit {limit})"
-    return f"{name} elevated at {_fmt(driver.current, driver.metric)} (limit {_fmt(driver.limit, driver.metric)})"
+        return f"{name} expected to reach {_fmt(driver.forecast_peak, driver.metric)} (limit {limit})"
+    return f"{name} elevated at {_fmt(driver.current, driver.metric)} (limit {limit})"
 
 
 def _fmt(value: float, metric: str) -> str:

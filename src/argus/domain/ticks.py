@@ -55,6 +55,7 @@ class Predictor:
         ready = windows.ready(self.forecaster.min_history_steps)
         profiles = {w.server_name: self.profiles.profile_for(w.server_name) for w in ready}
         forecasts = self.forecaster.forecast(ready, {name: p.name for name, p in profiles.items()})
+        calibration = getattr(self.forecaster, "probability_calibration", None)  # the model's map, if any
         assessments = []
         for window in ready:
             forecast = forecasts.get(window.server_name)
@@ -65,7 +66,7 @@ class Predictor:
             assessments.append(assess(
                 window.server_name, profile.display_name, profile.limits, current_values(window),
                 recent_means(window), forecast, anomaly, anomaly_metric,
-                maintenance=int(window.statuses[-1]) == _MAINTENANCE,
+                maintenance=int(window.statuses[-1]) == _MAINTENANCE, calibration=calibration,
             ))
         events = self.tracker.update(assessments, at)
         return TickResult(

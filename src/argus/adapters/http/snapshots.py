@@ -80,8 +80,10 @@ def _server(assessment: RiskAssessment, window: MetricsWindow, forecast: Forecas
         "display_metrics": _display_metrics(window),
         "forecast": _forecast(forecast),
         "message": assessment.message,
-        "time_to_issue": _time_to_issue(assessment.time_to_issue_minutes),
+        "time_to_issue": _time_to_issue(assessment),
         "time_to_issue_minutes": assessment.time_to_issue_minutes,
+        "time_to_issue_basis": _issue_basis(assessment),
+        "time_to_issue_metric": assessment.issue_metric,
         "prob_30m": round(assessment.prob_30m, 4),
         "prob_8h": round(assessment.prob_8h, 4),
         "driver": assessment.driver.metric if assessment.driver else None,
@@ -132,8 +134,18 @@ def _rounded(values) -> list[float]:
     return [round(float(v), 1) if math.isfinite(v) else None for v in values]
 
 
-def _time_to_issue(minutes: float | None) -> str | None:
-    return None if minutes is None else format_duration(minutes)
+def _time_to_issue(assessment: RiskAssessment) -> str | None:
+    """``"45 minutes"`` when the median crosses a limit; ``"possible in ~3 hours"`` when only the p90 does."""
+    minutes = assessment.time_to_issue_minutes
+    if minutes is None:
+        return None
+    return f"possible in ~{format_duration(minutes)}" if assessment.time_to_issue_possible else format_duration(minutes)
+
+
+def _issue_basis(assessment: RiskAssessment) -> str | None:
+    if assessment.time_to_issue_minutes is None:
+        return None
+    return "p90" if assessment.time_to_issue_possible else "median"
 
 
 def render_alerts(active: list[ActiveAlert], at: datetime) -> dict:

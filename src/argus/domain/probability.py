@@ -22,7 +22,7 @@ def _knots(value: Sequence[Sequence[float]]) -> tuple[tuple[float, ...], tuple[f
         raise ValueError("a calibration map needs at least two (x, y) knots of equal length")
     if any(b < a for a, b in zip(xs, xs[1:], strict=False)) or any(b < a for a, b in zip(ys, ys[1:], strict=False)):
         raise ValueError("a calibration map must be non-decreasing in x and y")
-    if not (0.0 <= min(ys) and max(ys) <= 1.0):
+    if not (min(ys) >= 0.0 and max(ys) <= 1.0):
         raise ValueError("calibrated probabilities must lie in [0, 1]")
     return xs, ys
 

@@ -84,3 +84,19 @@ def test_every_hookspec_is_documented_and_prefixed():
     assert specs
     for spec in specs:
         assert spec.__doc__ and spec.__doc__.strip(), spec.__name__
+
+
+def test_a_plugin_can_choose_a_servers_limit_policy():
+    from argus.domain.profiles import LimitPolicy
+
+    host = PluginHost.load(entry_points=False)
+
+    class Policies:
+        @hookimpl
+        def argus_limit_policy(self, server_name, profile):
+            return LimitPolicy(mode="learned") if server_name == "ppdb007" else None
+
+    host.pm.register(Policies())
+    resolver = host.profile_resolver()
+    assert resolver.policy_for("ppdb007").mode == "learned"
+    assert resolver.policy_for("ppdb001") == resolver.profile_for("ppdb001").limit_policy == LimitPolicy()

@@ -20,6 +20,34 @@ class Limits:
     close_wait: float | None = None
 
 
+LIMIT_MODES = ("absolute", "learned", "both")
+
+
+@attrs.frozen
+class LimitPolicy:
+    """How a server's limits are read: the profile's (absolute), its own history's (learned), or both.
+
+    * ``absolute``: the profile's limits; elevation counts from half the limit.
+    * ``learned``: each metric's limit is the server's *normal ceiling* N (the ``quantile`` of its last
+      ``lookback_steps`` but the most recent ``recent_steps``, so a leak of the last hours does not
+      become its own normal) plus a margin (``margin_points`` for percentages, ``margin_share`` of N for
+      load), capped at 100 % and never below half the profile's limit; elevation counts from N.
+    * ``both`` (the default): the profile's limits decide what an incident is, and elevation counts
+      from N when N is above half the limit — a server whose normal is 85 % memory is not "near
+      critical" every tick, but its 95 % limit still is one.
+
+    With less than ``recent_steps + min_steps`` of history nothing is learned and the absolute limits apply.
+    """
+
+    mode: str = attrs.field(default="both", validator=attrs.validators.in_(LIMIT_MODES))
+    quantile: float = 0.99
+    margin_points: float = 5.0
+    margin_share: float = 0.25
+    lookback_steps: int = 7 * 288
+    recent_steps: int = 288
+    min_steps: int = 288
+
+
 @attrs.frozen
 class ServerProfile:
     """A named class of servers with its own limits; ``display_name`` is what the API shows."""
@@ -29,6 +57,7 @@ class ServerProfile:
     limits: Limits = Limits()
     description: str = ""
     name_prefixes: tuple[str, ...] = ()
+    limit_policy: LimitPolicy = LimitPolicy()
 
     def matches(self, server_name: str) -> bool:
         lowered = server_name.lower()
@@ -59,6 +88,7 @@ BUILTIN_PROFILES: tuple[ServerProfile, ...] = (
 
 
 ClassifierFn = Callable[[str], "str | None"]
+PolicyFn = Callable[[str, str], "LimitPolicy | None"]  # (server name, profile name) -> override or None
 
 
 class ProfileResolver:
@@ -68,6 +98,7 @@ class ProfileResolver:
         self,
         profiles: Iterable[ServerProfile] = BUILTIN_PROFILES,
         classifiers: Iterable[ClassifierFn] = (),
+        policies: Iterable[PolicyFn] = (),
     ) -> None:
         self._profiles: dict[str, ServerProfile] = {}
         for profile in profiles:
@@ -76,7 +107,9 @@ class ProfileResolver:
             self._profiles[profile.name] = profile
         self._profiles.setdefault(GENERIC.name, GENERIC)
         self._classifiers = tuple(classifiers)
+        self._policies = tuple(policies)
         self._cache: dict[str, ServerProfile] = {}
+        self._policy_cache: dict[str, LimitPolicy] = {}
 
     @property
     def profiles(self) -> Mapping[str, ServerProfile]:
@@ -90,6 +123,17 @@ class ProfileResolver:
         profile = self._resolve(server_name)
         self._cache[server_name] = profile
         return profile
+
+    def policy_for(self, server_name: str) -> LimitPolicy:
+        """The limit policy of ``server_name``: a plugin's per-server override, else its profile's (cached)."""
+        cached = self._policy_cache.get(server_name)
+        if cached is not None:
+            return cached
+        profile = self.profile_for(server_name)
+        policy = next((p for p in (fn(server_name, profile.name) for fn in self._policies) if p is not None),
+                      profile.limit_policy)
+        self._policy_cache[server_name] = policy
+        return policy
 
     def _resolve(self, server_name: str) -> ServerProfile:
         for classify in self._classifiers:

@@ -29,7 +29,7 @@ from argus.domain.alerts import AlertLevel
 from argus.domain.forecast import TARGETS, Forecast
 from argus.domain.metrics import FIELD_INDEX, STEP_SECONDS, MetricsWindow
 from argus.domain.probability import ProbabilityCalibration
-from argus.domain.profiles import Limits
+from argus.domain.profiles import LimitPolicy, Limits
 
 STEPS_30M = 30 * 60 // STEP_SECONDS
 STEPS_1H = 60 * 60 // STEP_SECONDS
@@ -90,6 +90,41 @@ def recent_means(window: MetricsWindow, steps: int = STEPS_1H) -> dict[str, floa
     }
 
 
+def metric_matrix(values: np.ndarray) -> dict[str, np.ndarray]:
+    """Every risk metric's series from a window's values (rows oldest first, columns METRIC_FIELDS)."""
+    v = np.asarray(values, dtype=np.float64)
+    return {
+        "cpu_pct": 100.0 - v[:, FIELD_INDEX["cpu_idle_pct"]],
+        "mem_pct": v[:, FIELD_INDEX["mem_used_pct"]],
+        "swap_pct": v[:, FIELD_INDEX["swap_used_pct"]],
+        "iowait_pct": v[:, FIELD_INDEX["cpu_iowait_pct"]],
+        "disk_pct": v[:, FIELD_INDEX["disk_usage_pct"]],
+        "load": v[:, FIELD_INDEX["load_average"]],
+        "close_wait": np.maximum(v[:, FIELD_INDEX["back_close_wait"]], v[:, FIELD_INDEX["front_close_wait"]]),
+    }
+
+
+def server_limits(limits: Limits, policy: LimitPolicy, window: MetricsWindow) -> tuple[Limits, dict[str, float]]:
+    """The limits that apply to this server now, and each metric's normal ceiling (see LimitPolicy).
+
+    The normal ceiling is the policy's quantile of the metric over the last ``lookback_steps`` before
+    the most recent ``recent_steps``; it is empty under ``absolute`` or with too little history.
+    """
+    if policy.mode == "absolute" or len(window) < policy.recent_steps + policy.min_steps:
+        return limits, {}
+    series = metric_matrix(window.values[-policy.lookback_steps:-policy.recent_steps])
+    normal = {m: float(np.quantile(series[m], policy.quantile)) for m in LIMIT_OF
+              if getattr(limits, LIMIT_OF[m]) is not None}
+    if policy.mode == "both":
+        return limits, normal
+    learned = {}
+    for metric, ceiling in normal.items():
+        absolute = float(getattr(limits, LIMIT_OF[metric]))
+        raised = ceiling + policy.margin_points if metric.endswith("_pct") else ceiling * (1 + policy.margin_share)
+        learned[LIMIT_OF[metric]] = max(0.5 * absolute, min(raised, 100.0) if metric.endswith("_pct") else raised)
+    return attrs.evolve(limits, **learned), normal
+
+
 def exceedance_probability(p10: np.ndarray, p50: np.ndarray, p90: np.ndarray, limit: float) -> np.ndarray:
     """P(value ≥ limit) per step, from a two-piece normal through the p10/p50/p90 forecast.
 
@@ -141,8 +176,13 @@ def score_metric(
     current: float,
     sustained: float,
     forecast: Forecast | None,
+    normal: float | None = None,
 ) -> MetricRisk:
-    """Score one metric from its limit, current and sustained values, and (if any) its forecast."""
+    """Score one metric from its limit, current and sustained values, and (if any) its forecast.
+
+    ``normal`` is the server's own normal ceiling of the metric (LimitPolicy): elevation then counts
+    from it instead of from half the limit, when it is higher.
+    """
     over_now = current >= limit
     parts = {"none": 0.0}
     if over_now:
@@ -168,8 +208,8 @@ def score_metric(
                 parts["predicted"] = 60.0 + 12.0 * (1.0 - (t50 - 60.0) / 420.0) + 7.9 * certainty
         parts["possible"] = _possible_score(prob_8h)
     if limit > 0:
-        parts["elevated"] = _elevation_score(min(current, sustained) / limit)
-        parts["approaching"] = _elevation_score(peak_p50 / limit)
+        parts["elevated"] = _elevation_score(_share(min(current, sustained), limit, normal))
+        parts["approaching"] = _elevation_score(_share(peak_p50, limit, normal))
     cause = max(parts, key=lambda k: (parts[k], _CAUSE_PRIORITY[k]))
     score = parts[cause]
     if over_now:
@@ -185,6 +225,13 @@ def score_metric(
 def _possible_score(prob_8h: float) -> float:
     """200·p up to p = 0.25 (degraded from a one-in-four chance), then slowly to 59.9: never a warning."""
     return 200.0 * prob_8h if prob_8h <= 0.25 else min(59.9, 50.0 + 40.0 * (prob_8h - 0.25))
+
+
+def _share(value: float, limit: float, normal: float | None) -> float:
+    """``value`` as a share of ``limit``; a normal ceiling N above half the limit maps to 0.5, the limit to 1."""
+    if normal is None or normal <= 0.5 * limit or limit - normal < 1e-6 * max(abs(limit), 1.0):
+        return value / limit
+    return 0.5 + 0.5 * (value - normal) / (limit - normal)
 
 
 def _elevation_score(share_of_limit: float) -> float:
@@ -275,6 +322,7 @@ def assess(
     anomaly_metric: str | None = None,
     maintenance: bool = False,
     calibration: ProbabilityCalibration | None = None,
+    normal: Mapping[str, float] | None = None,
 ) -> RiskAssessment:
     """Score every limited metric and combine: the worst metric drives the server's score.
 
@@ -288,7 +336,7 @@ def assess(
             continue
         metric_forecast = forecast if metric in TARGETS else None
         risks[metric] = score_metric(metric, float(limit), current[metric], sustained.get(metric, current[metric]),
-                                     metric_forecast)
+                                     metric_forecast, (normal or {}).get(metric))
     driver = max(risks.values(), key=lambda r: (r.score, _CAUSE_PRIORITY[r.cause]), default=None)
     score = driver.score if driver else 0.0
     anomaly_score = min(59.9, 50.0 + 5.0 * (anomaly - ANOMALY_DEGRADED)) if anomaly >= ANOMALY_DEGRADED else 0.0

@@ -15,7 +15,15 @@ from argus.domain.forecast import Forecast
 from argus.domain.lifecycle import AlertTracker
 from argus.domain.metrics import STATUS_CODE, FleetWindows, MetricsWindow
 from argus.domain.profiles import ProfileResolver
-from argus.domain.risk import FleetSummary, RiskAssessment, assess, current_values, recent_means, summarize
+from argus.domain.risk import (
+    FleetSummary,
+    RiskAssessment,
+    assess,
+    current_values,
+    recent_means,
+    server_limits,
+    summarize,
+)
 
 log = logging.getLogger(__name__)
 _MAINTENANCE = STATUS_CODE["maintenance"]
@@ -63,10 +71,11 @@ class Predictor:
             if forecast is not None:
                 self.anomalies.remember(forecast)
             profile = profiles[window.server_name]
+            limits, normal = server_limits(profile.limits, self.profiles.policy_for(window.server_name), window)
             assessments.append(assess(
-                window.server_name, profile.display_name, profile.limits, current_values(window),
+                window.server_name, profile.display_name, limits, current_values(window),
                 recent_means(window), forecast, anomaly, anomaly_metric,
-                maintenance=int(window.statuses[-1]) == _MAINTENANCE, calibration=calibration,
+                maintenance=int(window.statuses[-1]) == _MAINTENANCE, calibration=calibration, normal=normal,
             ))
         events = self.tracker.update(assessments, at)
         return TickResult(

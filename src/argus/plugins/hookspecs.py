@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 
 import pluggy
 
-from argus.domain.profiles import ServerProfile
+from argus.domain.profiles import LimitPolicy, ServerProfile
 from argus.plugins import PROJECT
 from argus.ports.alerting import AlertSink
 from argus.ports.explaining import Explainer
@@ -31,6 +31,16 @@ def argus_classify_server(server_name: str) -> str | None:
     The first non-None answer wins; when every plugin passes, the profiles' name prefixes decide,
     and "generic" is last. Called once per server per process (the answer is cached), so it may
     be moderately expensive but must not block on the network.
+    """
+
+
+@hookspec(firstresult=True)
+def argus_limit_policy(server_name: str, profile: str) -> LimitPolicy | None:
+    """Override how ``server_name``'s limits are read (absolute, learned from its history, or both).
+
+    ``profile`` is the server's profile name. Return None to keep the profile's ``limit_policy``
+    (the default for every built-in profile is ``LimitPolicy()``: mode "both"). The first non-None
+    answer wins; called once per server per process (cached).
     """
 
 

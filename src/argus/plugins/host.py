@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 
 import pluggy
 
-from argus.domain.profiles import ProfileResolver
+from argus.domain.profiles import LimitPolicy, ProfileResolver
 from argus.plugins import PROJECT, builtin, hookspecs
 from argus.ports.alerting import AlertSink
 from argus.ports.explaining import Explainer
@@ -43,10 +43,13 @@ class PluginHost:
     def profile_resolver(self) -> ProfileResolver:
         """Merge every plugin's profiles into one resolver; a duplicate name raises ValueError."""
         profiles = [p for contributed in self.pm.hook.argus_server_profiles() for p in contributed]
-        return ProfileResolver(profiles, classifiers=[self._classify])
+        return ProfileResolver(profiles, classifiers=[self._classify], policies=[self._policy])
 
     def _classify(self, server_name: str) -> str | None:
         return self.pm.hook.argus_classify_server(server_name=server_name)
+
+    def _policy(self, server_name: str, profile: str) -> LimitPolicy | None:
+        return self.pm.hook.argus_limit_policy(server_name=server_name, profile=profile)
 
     def alert_sinks(self, settings: Mapping[str, Mapping[str, str]]) -> list[AlertSink]:
         """Collect every plugin's configured sinks; a duplicate sink name raises ValueError."""

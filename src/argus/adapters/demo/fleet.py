@@ -30,10 +30,10 @@ SCENARIO_TARGETS = {"memory_leak": ("ppweb", "ppapi", "ppml"), "cpu_runaway": ("
 #: One wave of incidents, in 5-minute steps relative to the wave's start:
 #: (kind, ramp starts, limit reached, back to normal). Waves repeat every WAVE_STEPS on other servers.
 WAVE: tuple[tuple[str, int, int, int], ...] = (
-    ("memory_leak", -36, 18, 48),   # slow leak: a forecast crossing hours ahead (warning), then over the limit
+    ("memory_leak", -48, 42, 66),   # a slow leak (8 h of climb): a warning with its time to issue for hours
     ("cpu_runaway", -3, 9, 30),     # a runaway process: over the CPU limit within the first hour
-    ("disk_filling", -60, 30, 60),  # logs filling a disk over hours
-    ("swap_storm", 20, 26, 44),     # memory pressure spills into swap within half an hour
+    ("disk_filling", -72, 54, 84),  # logs filling a disk over ten hours
+    ("swap_storm", 0, 36, 54),      # memory pressure spilling into swap, building up over three hours
 )
 WAVE_STEPS = 96  # a new wave every 8 simulated hours
 

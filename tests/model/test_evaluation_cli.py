@@ -71,17 +71,27 @@ def test_evaluate_with_incidents_replays_the_alert_pipeline(tiny_model_dir, tmp_
         for record in records:
             fh.write(json.dumps(record.as_dict()) + "\n")
     labels = tmp_path / "labels.json"
-    labels.write_text(json.dumps({"windows": [{"server_name": "ppdb000", "start": "2025-01-17T12:00:00",
-                                              "end": "2025-01-17T13:00:00"}]}))
+    labels.write_text(json.dumps({
+        "windows": [{"server_name": "ppdb000", "start": "2025-01-17T12:00:00", "end": "2025-01-17T13:00:00",
+                     "kind": "memory_leak", "class": "gradual", "metric": "mem_pct"}],
+        "negatives": [{"server_name": "ppweb001", "start": "2025-01-17T06:00:00", "end": "2025-01-17T07:00:00",
+                       "kind": "burst_return"}],
+    }))
     monkeypatch.setenv("ARGUS_MODEL_DIR", str(tiny_model_dir))
-    out = tmp_path / "report.json"
+    out, diagram = tmp_path / "report.json", tmp_path / "reliability.png"
     result = CliRunner().invoke(cli, ["evaluate", "--data", str(path), "--origins", "2", "--json", str(out),
-                                      "--labels", str(labels), "--tick-minutes", "60"])
+                                      "--labels", str(labels), "--tick-minutes", "60",
+                                      "--reliability-png", str(diagram)])
     assert result.exit_code == 0, result.output
+    assert "warned before crossing" in result.output
     report = json.loads(out.read_text())["incidents"]
     assert set(report) >= {"precision", "recall", "lead_minutes_median", "brier_30m", "brier_8h",
-                           "brier_30m_climatology", "brier_8h_climatology"}
-    assert report["incident_source"] == "labels" and report["ticks"] > 0
+                           "brier_30m_climatology", "brier_8h_climatology", "warned_before_crossing",
+                           "false_alerts_per_server_day", "alerts_on_negatives", "recall_by_class", "lead_minutes",
+                           "brier_skill_30m", "brier_skill_8h", "brier_raw_30m", "brier_raw_8h"}
+    assert report["incident_source"] == "labels" and report["ticks"] > 0 and report["negatives"] == 1
+    assert set(report["lead_minutes"]) == {"all", "memory_leak"}
+    assert diagram.stat().st_size > 1000
 
 
 def test_calibrate_refits_the_blend_of_a_model_trained_without(tmp_path, monkeypatch):

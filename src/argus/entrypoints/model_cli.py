@@ -115,23 +115,28 @@ def train_command(data: Path | None, from_db: bool,
 @click.option("--incidents/--no-incidents", default=False, show_default=True,
               help="Also replay the period through forecast -> risk -> alerts and grade alerts and probabilities.")
 @click.option("--labels", "labels_path", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help='Incident windows (JSON list of {"server_name", "start", "end"}) instead of limit breaches.')
+              help='Incident windows (JSON list of {"server_name", "start", "end"}, or an object with "windows" '
+                   'and optionally "negatives", as `argus bench make` writes) instead of limit breaches.')
 @click.option("--tick-minutes", default=30, show_default=True, type=click.IntRange(5, 1440),
               help="Replay tick interval (data time) for --incidents.")
+@click.option("--reliability-png", "reliability_out", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="With --incidents: save the reliability diagram of P(30 min) and P(8 h).")
 @click.option("--explain/--no-explain", default=False, show_default=True,
               help="With the incident replay: explain each alerted incident (SHAP) and report how often its top 3 "
                    "features include a labelled metrics_involved field (or the breached metric).")
 def evaluate_command(data: Path | None, model: str | None, origins: int, servers: str, start: str | None,
                      json_out: Path | None, png_out: Path | None, record: bool, trend: bool, incidents: bool,
-                     labels_path: Path | None, tick_minutes: int, explain: bool) -> None:
+                     labels_path: Path | None, tick_minutes: int, reliability_out: Path | None, explain: bool) -> None:
     """Rolling-origin backtest of the served forecaster (the blend) beside simple peers and the TFT alone."""
     from datetime import datetime
 
     settings = _settings()
     if data is None and not trend:
         raise click.UsageError("give --data FILE (and/or --trend-check)")
-    if data is None and (incidents or labels_path or explain or png_out or start):
-        raise click.UsageError("--incidents, --labels, --explain, --png and --start need --data")
+    if data is None and (incidents or labels_path or explain or png_out or start or reliability_out):
+        raise click.UsageError("--incidents, --labels, --explain, --png, --reliability-png and --start need --data")
+    if reliability_out and not (incidents or labels_path or explain):
+        raise click.UsageError("--reliability-png needs --incidents")
     start_epoch_s = None
     if start is not None:
         try:
@@ -172,6 +177,10 @@ def evaluate_command(data: Path | None, model: str | None, origins: int, servers
         json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if png_out:
         plot_examples(result, forecaster.quantiles, png_out)
+    if reliability_out:
+        from argus.adapters.reliability import plot_reliability
+
+        plot_reliability(report["incidents"], reliability_out)
     if record:
         manifest = registry.info(forecaster.name).manifest
         evaluation = dict(manifest.get("evaluation") or {})
@@ -186,18 +195,23 @@ def _incidents(forecaster, series, report, labels_path, tick_minutes, settings) 
     from datetime import datetime
 
     from argus.adapters.tft.incidents import evaluate_incidents
-    from argus.domain.backtest import incidents_from_labels
+    from argus.domain.backtest import incidents_from_labels, negatives_from_labels
     from argus.domain.profiles import ProfileResolver
 
     trained = set(forecaster.manifest.get("training", {}).get("data", {}).get("server_names", []))
     chosen = {name: s for name, s in series.items()
               if report["servers"] == "all" or (name in trained) == (report["servers"] == "seen")}
     start = int(datetime.fromisoformat(report["period_start"]).replace(tzinfo=UTC).timestamp())
-    labels = incidents_from_labels(json.loads(labels_path.read_text())) if labels_path else None
+    document = json.loads(labels_path.read_text()) if labels_path else None
+    try:
+        labels = incidents_from_labels(document) if labels_path else None
+        negatives = negatives_from_labels(document) if labels_path else []
+    except ValueError as ex:
+        raise click.ClickException(f"{labels_path}: {ex}") from None
     click.echo(f"replaying {len(chosen)} servers from {report['period_start']} through the alert pipeline ...",
                err=True)
     return evaluate_incidents(forecaster, chosen, start, ProfileResolver(), labels, tick_minutes,
-                              settings.rolling_window_size)
+                              settings.rolling_window_size, negatives)
 
 
 def _explanations(forecaster, series, report, labels_path, tick_minutes, settings) -> tuple[dict, dict]:
@@ -218,10 +232,11 @@ def _explanations(forecaster, series, report, labels_path, tick_minutes, setting
 
 
 def _incident_line(r: dict) -> str:
-    return (f"incidents: {r['incidents']} graded, {r['alerts']} alerts; precision {r['precision']}, "
-            f"recall {r['recall']}, median lead {r['lead_minutes_median']} min; "
-            f"Brier 30m {r['brier_30m']} (climatology {r['brier_30m_climatology']}), "
-            f"8h {r['brier_8h']} (climatology {r['brier_8h_climatology']})")
+    return (f"incidents: {r['incidents']} graded, {r['alerts']} alerts; "
+            f"warned before crossing {r['warned_before_crossing']} (gradual), lead p50 {r['lead_minutes_median']} min; "
+            f"false alerts {r['false_alerts_per_server_day']} per server-day, precision {r['precision']}, "
+            f"recall {r['recall']}; Brier skill 30m {r['brier_skill_30m']}, 8h {r['brier_skill_8h']} "
+            f"(raw {r['brier_skill_raw_30m']}, {r['brier_skill_raw_8h']})")
 
 
 class _ProfileMap(dict):

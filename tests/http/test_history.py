@@ -97,6 +97,7 @@ def test_environment_snapshots_follow_the_range(scripted):
     assert set(snapshot) >= {"timestamp", "total_servers", "critical_count", "warning_count", "healthy_count",
                              "fleet_health"}
     assert snapshot["total_servers"] == 3
+    assert isinstance(snapshot["expected_incidents_8h"], float) and snapshot["expected_incidents_8h"] >= 0.0
     assert scripted.simulate_get("/historical/environment", params={"time_range": "30m"}).json["count"] == 5
 
 
@@ -139,6 +140,7 @@ def test_accept_text_csv_serves_the_file_itself(scripted):
     assert re.fullmatch(r'attachment; filename="argus_environment_1d_\d{8}_\d{6}\.csv"', disposition)
     rows = list(csv.DictReader(io.StringIO(result.text)))
     assert len(rows) == 16 and rows[0]["total_servers"] == "3"
+    assert float(rows[0]["expected_incidents_30m"]) >= 0.0
     assert rows[0]["timestamp"] < rows[-1]["timestamp"]  # oldest first in files
 
 

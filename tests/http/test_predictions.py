@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from dependency_injector import providers
@@ -105,3 +107,25 @@ def test_clients_that_accept_gzip_get_the_snapshot_compressed(client, container,
     assert packed.headers["Content-Encoding"] == "gzip" and "Content-Encoding" not in plain.headers
     assert len(packed.content) < len(plain.content) / 3
     assert json.loads(gzip.decompress(packed.content)) == plain.json
+
+
+def test_the_summary_expects_incidents_instead_of_only_p_at_least_one(client, container, fixed):
+    from argus.adapters.http.openapi import openapi_document
+
+    _feed_fleet(client)
+    engine = container.engine()
+    engine.start()
+    engine.tick()
+    body = client.simulate_get("/predictions/current").json
+    summary, servers = body["summary"], body["predictions"].values()
+    for horizon in ("30m", "8h"):
+        probs = [p[f"prob_{horizon}"] for p in servers]
+        assert summary[f"expected_incidents_{horizon}"] == pytest.approx(round(sum(probs), 2), abs=0.011)
+        assert summary[f"servers_above_50pct_{horizon}"] == sum(p > 0.5 for p in probs)
+        at_least_one = 1.0 - math.prod(1.0 - p for p in probs)
+        assert summary[f"prob_{horizon}"] == pytest.approx(at_least_one, abs=1e-3)  # kept: P(at least one)
+    assert summary["servers_above_50pct_8h"] == 1  # ppdb003, critical
+    schema = openapi_document()["components"]["schemas"]["Predictions"]["properties"]["summary"]
+    assert set(schema["required"]) <= set(summary)
+    kinds = {"integer": int, "number": (int, float)}
+    assert all(isinstance(summary[name], kinds[spec["type"]]) for name, spec in schema["properties"].items())

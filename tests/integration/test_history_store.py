@@ -171,3 +171,34 @@ def test_history_survives_a_restart(stores, database_url):
         assert after.server_known("ppdb001") and not after.server_known("nope")
     finally:
         engine.dispose()
+
+
+def test_snapshots_store_the_expected_incidents_of_their_tick(stores):
+    _, history = stores
+    full = history.fleet_snapshots(at(0), END)
+    expected = [summarize([_assessment(server, states[i]) for server, states in SCRIPT.items()])
+                for i in range(TICKS)]
+    assert [(s.expected_incidents_30m, s.expected_incidents_8h) for s in full] == [
+        (e.expected_incidents_30m, e.expected_incidents_8h) for e in expected]
+    assert max(s.expected_incidents_8h for s in full) >= 1.0  # ppdb001 critical on ticks 5-7
+
+
+def test_snapshots_recorded_before_revision_0006_have_no_expected_incidents(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+
+    from argus.adapters.sql import database
+
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(database._MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0005")
+        connection.exec_driver_sql(
+            "INSERT INTO fleet_snapshots (at, total_servers, critical_count, warning_count, degraded_count, "
+            f"healthy_count, fleet_health, prob_30m, prob_8h) VALUES ({at(0)}, 3, 1, 0, 0, 2, 70.0, 0.9, 0.95)")
+    migrate(engine)
+    (old,) = SqlHistoryStore(engine).fleet_snapshots(at(0), END)
+    assert (old.prob_8h, old.expected_incidents_30m, old.expected_incidents_8h) == (0.95, None, None)
+    engine.dispose()

@@ -130,6 +130,8 @@ class FleetSnapshot(NamedTuple):
     fleet_health: float
     prob_30m: float
     prob_8h: float
+    expected_incidents_30m: float | None = None  # None: recorded before the expected counts were stored
+    expected_incidents_8h: float | None = None
 
 
 @attrs.frozen(eq=False)

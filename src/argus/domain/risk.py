@@ -398,7 +398,14 @@ def format_duration(minutes: float) -> str:
 
 @attrs.frozen
 class FleetSummary:
-    """Counts per level, fleet health and the probabilities of an incident somewhere in the fleet."""
+    """Counts per level, fleet health, and how many incidents the fleet should expect (see docs/risk.md).
+
+    ``prob_30m``/``prob_8h`` are the probability that at least one server breaches a limit within
+    30 minutes / 8 hours, as if servers failed independently: 1 − Π(1 − pᵢ). In a large fleet that
+    is ~100 % as soon as one server is critical, so it says little; ``expected_incidents_*`` (Σ pᵢ,
+    the expected number of servers with an incident) and ``servers_above_50pct_*`` (servers with
+    pᵢ > 0.5) are what the page shows.
+    """
 
     total_servers: int
     critical: int
@@ -408,15 +415,21 @@ class FleetSummary:
     fleet_health: float
     prob_30m: float
     prob_8h: float
+    expected_incidents_30m: float
+    expected_incidents_8h: float
+    servers_above_50pct_30m: int
+    servers_above_50pct_8h: int
 
 
 def summarize(assessments: Sequence[RiskAssessment]) -> FleetSummary:
-    """``fleet_health`` = 100 − mean risk score; probabilities assume servers fail independently."""
+    """Sum up a tick: ``fleet_health`` = 100 − mean risk score; probabilities and expected counts per horizon."""
     counts = {level: 0 for level in AlertLevel}
     for assessment in assessments:
         counts[assessment.level] += 1
     n = len(assessments)
     health = 100.0 - (sum(a.score for a in assessments) / n if n else 0.0)
+    p30 = [a.prob_30m for a in assessments]
+    p8h = [a.prob_8h for a in assessments]
     return FleetSummary(
         total_servers=n,
         critical=counts[AlertLevel.CRITICAL],
@@ -424,6 +437,10 @@ def summarize(assessments: Sequence[RiskAssessment]) -> FleetSummary:
         degraded=counts[AlertLevel.DEGRADED],
         healthy=counts[AlertLevel.HEALTHY],
         fleet_health=round(health, 1),
-        prob_30m=round(1.0 - math.prod(1.0 - a.prob_30m for a in assessments), 4),
-        prob_8h=round(1.0 - math.prod(1.0 - a.prob_8h for a in assessments), 4),
+        prob_30m=round(1.0 - math.prod(1.0 - p for p in p30), 4),
+        prob_8h=round(1.0 - math.prod(1.0 - p for p in p8h), 4),
+        expected_incidents_30m=round(math.fsum(p30), 2),
+        expected_incidents_8h=round(math.fsum(p8h), 2),
+        servers_above_50pct_30m=sum(p > 0.5 for p in p30),
+        servers_above_50pct_8h=sum(p > 0.5 for p in p8h),
     )

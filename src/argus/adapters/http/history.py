@@ -33,7 +33,8 @@ ALERT_COLUMNS = ("timestamp", "server_name", "event_type", "previous_level", "ne
                  "resolved_at", "resolution_duration_minutes", "raised_at", "message", "profile", "metric",
                  "peak_level", "breached")
 ENVIRONMENT_COLUMNS = ("timestamp", "total_servers", "critical_count", "warning_count", "degraded_count",
-                       "healthy_count", "fleet_health", "prob_30m", "prob_8h")
+                       "healthy_count", "fleet_health", "prob_30m", "prob_8h", "expected_incidents_30m",
+                       "expected_incidents_8h")
 MEDIA_CSV = "text/csv"
 
 
@@ -80,7 +81,8 @@ def alert_values(r: AlertRecord) -> tuple:
 def snapshot_values(s: FleetSnapshot) -> tuple:
     """A snapshot's values in ENVIRONMENT_COLUMNS order."""
     return (iso(s.at_epoch_s), s.total_servers, s.critical_count, s.warning_count, s.degraded_count,
-            s.healthy_count, round(s.fleet_health, 1), s.prob_30m, s.prob_8h)
+            s.healthy_count, round(s.fleet_health, 1), s.prob_30m, s.prob_8h, s.expected_incidents_30m,
+            s.expected_incidents_8h)
 
 
 def alert_row(record: AlertRecord) -> dict:
@@ -89,7 +91,7 @@ def alert_row(record: AlertRecord) -> dict:
 
 
 def snapshot_row(snapshot: FleetSnapshot) -> dict:
-    """The reference's snapshot, plus degraded_count, prob_30m and prob_8h."""
+    """The reference's snapshot, plus degraded_count, prob_30m, prob_8h and the expected incidents."""
     return dict(zip(ENVIRONMENT_COLUMNS, snapshot_values(snapshot), strict=True))
 
 

@@ -72,6 +72,13 @@ VALIDATION_ERROR = _obj(["detail"], detail={"type": "array", "items": _obj(
     msg={"type": "string"}, type={"type": "string"})})
 ALERT_OBJECT = _obj(["level", "score", "color", "emoji", "label"], level={"type": "string"}, score=_NUMBER,
                     color={"type": "string"}, emoji={"type": "string"}, label={"type": "string"})
+_PROB_AT_LEAST_ONE = {"type": "number", "minimum": 0, "maximum": 1, "description": (
+    "Probability that at least one server breaches a limit within the horizon, assuming servers fail "
+    "independently: 1 - prod(1 - p_i). Near 1 as soon as one server is critical.")}
+_EXPECTED_INCIDENTS = {"type": "number", "minimum": 0, "description": (
+    "Expected number of servers with an incident within the horizon: sum of the servers' probabilities, "
+    "rounded to 2 decimals.")}
+_ABOVE_HALF = {"type": "integer", "minimum": 0, "description": "Servers whose probability within the horizon is > 0.5."}
 PREDICTIONS = {
     "type": "object",
     "properties": {
@@ -81,9 +88,13 @@ PREDICTIONS = {
             forecast=_obj(["cpu_pct", "mem_pct", "timestamps"], cpu_pct={"type": "array"},
                           mem_pct={"type": "array"}, timestamps={"type": "array", "items": {"type": "string"}}))},
         "summary": _obj(["total_servers", "critical", "warning", "degraded", "healthy", "fleet_health", "prob_30m",
-                         "prob_8h"], total_servers={"type": "integer"}, critical={"type": "integer"},
+                         "prob_8h", "expected_incidents_30m", "expected_incidents_8h", "servers_above_50pct_30m",
+                         "servers_above_50pct_8h"], total_servers={"type": "integer"}, critical={"type": "integer"},
                         warning={"type": "integer"}, degraded={"type": "integer"}, healthy={"type": "integer"},
-                        fleet_health=_NUMBER, prob_30m=_NUMBER, prob_8h=_NUMBER),
+                        fleet_health=_NUMBER, prob_30m=_PROB_AT_LEAST_ONE, prob_8h=_PROB_AT_LEAST_ONE,
+                        expected_incidents_30m=_EXPECTED_INCIDENTS, expected_incidents_8h=_EXPECTED_INCIDENTS,
+                        servers_above_50pct_30m=_ABOVE_HALF, servers_above_50pct_8h=_ABOVE_HALF,
+                        servers_warming_up={"type": "integer"}),
         "alerts": {"type": "array", "items": _obj(["server_name", "level", "risk_score", "message"])},
         "timestamp": {"type": "string"},
         "error": {"type": "string", "enum": ["insufficient_data"]},

@@ -2,7 +2,8 @@
 
 Rendering happens once per tick in the engine, so GETs cost a lookup whatever the fleet size.
 Extras beyond the reference shape are additive: quantile bands, the other forecast targets,
-time to issue, probabilities, anomaly and the driving metric.
+time to issue, probabilities, anomaly and the driving metric; in the summary, the expected number
+of incidents and the servers above 50 % per horizon (see FleetSummary for what each one means).
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ def render_predictions(result: TickResult) -> dict:
             "total_servers": summary.total_servers, "critical": summary.critical, "warning": summary.warning,
             "degraded": summary.degraded, "healthy": summary.healthy, "fleet_health": summary.fleet_health,
             "prob_30m": summary.prob_30m, "prob_8h": summary.prob_8h,
+            "expected_incidents_30m": summary.expected_incidents_30m,
+            "expected_incidents_8h": summary.expected_incidents_8h,
+            "servers_above_50pct_30m": summary.servers_above_50pct_30m,
+            "servers_above_50pct_8h": summary.servers_above_50pct_8h,
             "servers_warming_up": result.servers_warming_up,
         },
         "alerts": alerts,

@@ -15,7 +15,8 @@ _ISSUED = (EventType.RAISED.value, EventType.ESCALATED.value)
 _ALERT_COLUMNS = ("at", "server_name", "event_type", "previous_level", "new_level", "risk_score", "message",
                   "profile", "metric", "raised_at", "resolved_at", "peak_level", "breached")
 _SNAPSHOT_COLUMNS = ("at", "total_servers", "critical_count", "warning_count", "degraded_count",
-                     "healthy_count", "fleet_health", "prob_30m", "prob_8h")
+                     "healthy_count", "fleet_health", "prob_30m", "prob_8h", "expected_incidents_30m",
+                     "expected_incidents_8h")
 #: The purge deletes in slices of this many seconds, so the engine's tick never waits long on it.
 PURGE_SLICE_S = 6 * 3600.0
 

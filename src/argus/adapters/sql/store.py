@@ -183,6 +183,8 @@ class SqlMetricsStore:
                 "warning_count": summary.warning, "degraded_count": summary.degraded,
                 "healthy_count": summary.healthy, "fleet_health": summary.fleet_health,
                 "prob_30m": summary.prob_30m, "prob_8h": summary.prob_8h,
+                "expected_incidents_30m": summary.expected_incidents_30m,
+                "expected_incidents_8h": summary.expected_incidents_8h,
             })
             if result.assessments:
                 connection.execute(t.server_risk.insert(), [

@@ -110,6 +110,8 @@ fleet_snapshots = sa.Table(
     sa.Column("fleet_health", sa.Float, nullable=False),
     sa.Column("prob_30m", sa.Float, nullable=False),
     sa.Column("prob_8h", sa.Float, nullable=False),
+    sa.Column("expected_incidents_30m", sa.Float, nullable=True),  # NULL on snapshots before revision 0006
+    sa.Column("expected_incidents_8h", sa.Float, nullable=True),
     sa.Index("ix_fleet_snapshots_at", "at"),
 )
 

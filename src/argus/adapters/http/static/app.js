@@ -92,12 +92,26 @@ function renderSummary(body) {
     el("span", { className: "badge", style: `background:${COLORS[level]}` }, level), " ",
     el("span", { className: "count", "data-level-count": level }, String(s[level] ?? 0))));
   parts.push(el("span", {}, `fleet health ${s.fleet_health ?? "–"}`));
-  parts.push(el("span", { className: "muted" }, `P(incident) 30 min ${pct(s.prob_30m)}, 8 h ${pct(s.prob_8h)}`));
+  parts.push(expectedIncidents(s));
   $("summary").replaceChildren(...parts);
   $("as-of").textContent = `${s.total_servers ?? 0} servers · tick ${body.timestamp || ""} UTC · model ${body.model || "?"}`;
 }
 
 const pct = (p) => (p == null ? "–" : `${Math.round(p * 100)}%`);
+
+// Expected number of servers with an incident (the sum of their probabilities), not P(at least one):
+// that one is ~100 % as soon as one server is critical, so it stays in the tooltip only.
+function expectedIncidents(s) {
+  const count = (x) => (x == null ? "–" : x > 0 && x < 0.05 ? "< 0.1" : x.toFixed(1));
+  const above = s.servers_above_50pct_8h ?? 0;
+  return el("span", {
+    className: "muted", "data-expected-incidents": "",
+    title: `Sum of the servers' probabilities of an incident. Servers above 50 % within 30 min: `
+      + `${s.servers_above_50pct_30m ?? 0}, within 8 h: ${above}. P(at least one incident, servers independent): `
+      + `30 min ${pct(s.prob_30m)}, 8 h ${pct(s.prob_8h)}.`,
+  }, `Expected incidents: ${count(s.expected_incidents_30m)} in 30 min, ${count(s.expected_incidents_8h)} in 8 h`
+    + ` · ${above} server${above === 1 ? "" : "s"} above 50 %`);
+}
 
 function renderHeatmap(predictions) {
   const byProfile = {};

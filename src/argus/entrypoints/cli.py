@@ -70,7 +70,8 @@ def _register_optional_commands() -> None:
     import importlib
     import importlib.util
 
-    for module in ("argus.entrypoints.model_cli", "argus.entrypoints.feed_cli", "argus.entrypoints.demo_cli"):
+    for module in ("argus.entrypoints.model_cli", "argus.entrypoints.feed_cli", "argus.entrypoints.demo_cli",
+                   "argus.entrypoints.bench_cli"):
         if importlib.util.find_spec(module) is not None:
             importlib.import_module(module).register(cli)
 

@@ -308,17 +308,27 @@ def train_job_command(training_id: str, epochs: int, from_model: str | None) -> 
               help="Records (JSON Lines, optionally .gz): the model's training file, or recent data of your fleet.")
 @click.option("--model", "model", default=None, help="Model name (default: CURRENT).")
 @click.option("--days", default=3.0, show_default=True, type=click.FloatRange(0.5),
-              help="Calibrate on the last DAYS before the model's held-out period (or before the data's end).")
+              help="Bands: calibrate on the last DAYS before the model's held-out period (or the data's end).")
 @click.option("--origins", default=12, show_default=True, type=click.IntRange(1), help="Origins per server.")
-def calibrate_command(data: Path, model: str | None, days: float, origins: int) -> None:
-    """Fit the served blend's band factors and prior weights on held-back days; store them in the manifest.
+@click.option("--bands/--no-bands", default=True, show_default=True,
+              help="Fit the blend's band factors and prior weights.")
+@click.option("--probabilities/--no-probabilities", default=True, show_default=True,
+              help="Then fit the map from raw to calibrated P(30 min)/P(8 h) on a replay of an incident bench.")
+@click.option("--probability-days", default=14.0, show_default=True, type=click.FloatRange(5.0),
+              help="Probabilities: the bench is made of the last DAYS before the held-out period.")
+@click.option("--seed", default=1, show_default=True, help="Seed of the calibration bench's incidents.")
+@click.option("--bench", "bench_dir", default=None, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Fit the probabilities on this bench (argus bench make) instead of making one from --data.")
+def calibrate_command(data: Path, model: str | None, days: float, origins: int, bands: bool, probabilities: bool,
+                      probability_days: float, seed: int, bench_dir: Path | None) -> None:
+    """Fit the served blend's bands and priors, then the probability map, on held-back days; store them.
 
     Servers: those the model trained on (when the file has them), else every server in the file. The
     period ends where the model's held-out data begins (``trained_before``), or at the data's end.
+    The probability map is fitted after the bands, on the forecasts they give (docs/risk.md).
     """
     from datetime import datetime
 
-    from argus.adapters.calibration import calibrate_saved
     from argus.adapters.tft.data import load_series
     from argus.adapters.tft.registry import DirectoryModelRegistry
 
@@ -336,7 +346,17 @@ def calibrate_command(data: Path, model: str | None, days: float, origins: int) 
     end = max(int(s.ts.max()) for s in series.values())
     if trained.get("trained_before"):
         end = min(end, int(datetime.fromisoformat(trained["trained_before"]).timestamp()) - 1)
-    section = calibrate_saved(registry, name, series, servers, end - int(days * 86_400), end, origins)
+    if bands:
+        _calibrate_bands(registry, name, series, servers, end - int(days * 86_400), end, origins)
+    if probabilities:
+        _calibrate_probabilities(registry, name, data, servers, end - int(probability_days * 86_400), end, seed,
+                                 bench_dir, settings)
+
+
+def _calibrate_bands(registry, name: str, series, servers, start: int, end: int, origins: int) -> None:
+    from argus.adapters.calibration import calibrate_saved
+
+    section = calibrate_saved(registry, name, series, servers, start, end, origins)
     record = section["calibration"]
     if "skipped" in record:
         raise click.ClickException(f"not calibrated: {record['skipped']}")
@@ -344,6 +364,30 @@ def calibrate_command(data: Path, model: str | None, days: float, origins: int) 
                f"({record['period_start']} .. {record['period_end']}); band factors:")
     for target, factors in section["band_scale"].items():
         click.echo(f"  {target:<11}" + " ".join(f"{f:5.2f}" for f in factors))
+
+
+def _calibrate_probabilities(registry, name: str, data: Path, servers, start: int, end: int, seed: int,
+                             bench_dir: Path | None, settings) -> None:
+    from argus.adapters.blend import BlendForecaster
+    from argus.adapters.probability_fit import fit_on_bench, fit_probabilities, store
+
+    forecaster = BlendForecaster.load(registry, name, device=settings.device, threads=settings.torch_threads)
+    click.echo("replaying an incident bench of the held-back days to calibrate probabilities ...", err=True)
+    try:
+        if bench_dir is not None:
+            calibration = fit_on_bench(forecaster, bench_dir)
+        else:
+            calibration = fit_probabilities(forecaster, data, servers, start, end, seed=seed)
+    except ValueError as ex:
+        raise click.ClickException(f"probabilities not calibrated: {ex}") from None
+    section = store(registry, name, calibration)
+    fitted = section["fitted_on"]
+    click.echo(f"probability map of {name}: {fitted['samples']} samples, {fitted['incidents']} incidents "
+               f"(base rate 30 min {fitted['base_rate_30m']}, 8 h {fitted['base_rate_8h']})")
+    for horizon in ("30m", "8h"):
+        xs, ys = section[horizon]
+        click.echo(f"  P({horizon}) raw -> calibrated: " + ", ".join(
+            f"{x:.2f}->{y:.3f}" for x, y in zip(xs, ys, strict=True)))
 
 
 def register(group: click.Group) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from argus.adapters.tft.data import ServerSeries
-from argus.domain.backtest import Incident, Negative, grade, incidents_in_records, replay
+from argus.domain.backtest import Incident, Negative, Replay, grade, incidents_in_records, replay
 from argus.domain.metrics import STATUS_VALUES, Record, utc_from_epoch
 from argus.domain.profiles import ProfileResolver
 from argus.domain.ticks import Predictor
@@ -29,6 +29,17 @@ def records_between(series: Mapping[str, ServerSeries], start: int, end: int) ->
     ]
 
 
+def replay_period(forecaster, series: Mapping[str, ServerSeries], start_epoch_s: int, profiles: ProfileResolver,
+                  tick_minutes: int = 30, capacity: int = 2880) -> tuple[Replay, list[Record]]:
+    """Replay ``series`` through forecast → risk → alerts from a day before ``start_epoch_s`` to its end."""
+    end = max(int(s.ts.max()) for s in series.values())
+    records = records_between(series, start_epoch_s - WARM_UP_S, end)
+    predictor = Predictor(forecaster, profiles)
+    run = replay(records, predictor, capacity=capacity, tick_steps=max(1, tick_minutes // 5),
+                 start_epoch_s=start_epoch_s)
+    return run, records
+
+
 def evaluate_incidents(
     forecaster,
     series: Mapping[str, ServerSeries],
@@ -44,11 +55,7 @@ def evaluate_incidents(
     ``labels`` replace the limit breaches found in the data; ``negatives`` (labelled look-alikes) are
     counted against the false alerts near them.
     """
-    end = max(int(s.ts.max()) for s in series.values())
-    records = records_between(series, start_epoch_s - WARM_UP_S, end)
-    predictor = Predictor(forecaster, profiles)
-    run = replay(records, predictor, capacity=capacity, tick_steps=max(1, tick_minutes // 5),
-                 start_epoch_s=start_epoch_s)
+    run, records = replay_period(forecaster, series, start_epoch_s, profiles, tick_minutes, capacity)
     incidents = list(labels) if labels is not None else incidents_in_records(records, profiles)
     report = grade(run, incidents, negatives)
     report["incident_source"] = "labels" if labels is not None else "limit breaches in the data"

@@ -102,8 +102,42 @@ def test_calibrate_refits_the_blend_of_a_model_trained_without(tmp_path, monkeyp
     manifest_path = tmp_path / "models" / "tft_20250101_120000" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     assert "blend" not in manifest and manifest["features"]["known_reals"][-1] == "load_trend_z"
-    calibrated = runner.invoke(_cli(), ["calibrate", "--data", str(data), "--days", "1", "--origins", "3"])
+    calibrated = runner.invoke(_cli(), ["calibrate", "--data", str(data), "--days", "1", "--origins", "3",
+                                        "--no-probabilities"])
     assert calibrated.exit_code == 0, calibrated.output
     assert "band factors" in calibrated.output
     section = json.loads(manifest_path.read_text())["blend"]
     assert section["calibration"]["windows"] > 0 and set(section["band_scale"]) >= {"cpu_pct", "mem_pct"}
+
+
+def test_calibrate_fits_a_monotone_probability_map_on_an_incident_bench(tmp_path, monkeypatch):
+    """argus bench make, then argus calibrate --bench: a stored, monotone map that the blend serves."""
+    from argus.adapters.blend import BlendForecaster
+    from argus.adapters.tft.registry import DirectoryModelRegistry
+    from argus.entrypoints import bench_cli
+
+    data = tmp_path / "records.jsonl"
+    trained = _train(tmp_path, monkeypatch, data, "--horizon-steps", "24", "--no-calibrate")
+    assert trained.exit_code == 0, trained.output
+    background = tmp_path / "background.jsonl"
+    with open(background, "w") as fh:
+        for record in synthetic_records(servers=4, days=8, seed=3):
+            fh.write(json.dumps(record.as_dict()) + "\n")
+    group = _cli()
+    bench_cli.register(group)
+    runner = CliRunner()
+    made = runner.invoke(group, ["bench", "make", "--data", str(background), "--out", str(tmp_path / "bench"),
+                                 "--seed", "5", "--warmup-days", "1"])
+    assert made.exit_code == 0, made.output
+    calibrated = runner.invoke(group, ["calibrate", "--data", str(data), "--no-bands", "--bench",
+                                       str(tmp_path / "bench")])
+    assert calibrated.exit_code == 0, calibrated.output
+    section = json.loads((tmp_path / "models" / "tft_20250101_120000" / "manifest.json").read_text())[
+        "probability_calibration"]
+    for horizon in ("30m", "8h"):
+        xs, ys = section[horizon]
+        assert xs[0] == 0.0 and xs[-1] == 1.0
+        assert all(b >= a for a, b in zip(ys, ys[1:])) and 0.0 <= ys[0] and ys[-1] <= 1.0
+    assert section["fitted_on"]["incidents"] > 0
+    served = BlendForecaster.load(DirectoryModelRegistry(tmp_path / "models"))
+    assert served.probability_calibration is not None

@@ -158,7 +158,8 @@ class FixedForecaster:
         for window in windows:
             if len(window) < self.min_history_steps:
                 continue
-            paths = self.paths_by_server.get(window.server_name, {})
+            # explainers forecast changed copies of a window named "<server>\x00<i>": same server, same paths
+            paths = self.paths_by_server.get(window.server_name.split("\x00")[0], {})
             out[window.server_name] = make_forecast(window.server_name, window.last_epoch_s, **paths)
         return out
 

@@ -102,3 +102,35 @@ def test_a_stopped_engine_is_a_503_at_once(api, fixed):
     result = api.simulate_get("/explain/ppdb001")  # the engine never published a heartbeat
     assert result.status_code == 503 and "Retry-After" in result.headers
     assert result.json["detail"].startswith("The engine is not running")
+
+
+def _same_tick(explanation: dict, predictions: dict, server: str) -> None:
+    published = predictions["predictions"][server]
+    assert explanation["tick_at"] == explanation["timestamp"] == predictions["timestamp"]
+    assert explanation["prediction"]["risk_score"] == published["risk_score"]
+    assert explanation["prediction"]["alert_level"] == published["alert"]["level"]
+    assert explanation["forecast_origin"] == published["last_observation"]
+
+
+def test_an_explanation_names_its_tick_and_carries_the_risk_that_tick_published(api, answering):
+    predictions = api.simulate_get("/predictions/current").json
+    hot = api.simulate_get("/explain/ppdb003")
+    calm = api.simulate_get("/explain/ppdb001")
+    assert (hot.headers["X-Explanation-Source"], calm.headers["X-Explanation-Source"]) == ("precomputed", "engine")
+    _same_tick(hot.json, predictions, "ppdb003")
+    _same_tick(calm.json, predictions, "ppdb001")
+    for counterfactual in hot.json["counterfactuals"]:  # the re-run of the unchanged window is the tick's risk
+        assert counterfactual["risk_before"] == hot.json["prediction"]["risk_score"]
+
+
+def test_after_a_newer_tick_the_explanation_is_of_the_newest_tick(api, answering):
+    before = api.simulate_get("/explain/ppdb001").json
+    records = [wire_record("ppdb001", 12, mem_used_pct=96.0), wire_record("ppdb003", 12, mem_used_pct=80.0)]
+    assert api.simulate_post("/feed/data", json={"records": records}).status_code == 200
+    answering.keeper.poll()
+    answering.tick()
+    predictions = api.simulate_get("/predictions/current").json
+    assert predictions["predictions"]["ppdb001"]["risk_score"] != before["prediction"]["risk_score"]
+    after = api.simulate_get("/explain/ppdb001").json
+    assert after["cached"] is False and after["forecast_origin"] > before["forecast_origin"]
+    _same_tick(after, predictions, "ppdb001")

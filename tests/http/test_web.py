@@ -101,4 +101,8 @@ def test_the_page_shows_the_fleet_heatmap_top_risks_and_a_server_in_headless_chr
     assert "ppdb003 · Database" in html and 'class="p50"' in html and 'class="band"' in html  # chart with band
     assert 'class="history"' in html
     assert "data-explain-status" in html or "What drives the forecast" in html  # an explanation, or why not
+    assert re.search(r"Expected incidents: [\d.<\s]+ in 30 min, [\d.<\s]+ in 8 h · 1 server above 50 %", html)
+    assert "P(incident)" not in html
+    tick = re.search(r'data-tick-at="([^"]+)"[^>]*>explains the tick of (\d\d:\d\d) UTC · risk ([\d.]+)', html)
+    assert tick and tick[1][11:16] == tick[2]  # ppdb003 is critical: its precomputed explanation, of this tick
     assert shot.exists() and shot.stat().st_size > 10_000

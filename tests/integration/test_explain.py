@@ -15,6 +15,7 @@ from argus.domain.errors import ModelNotLoadedError, UnknownServerError
 from argus.domain.explanation import ServerNotReadyError, forecast_peak
 from argus.domain.metrics import FIELD_INDEX, FleetWindows
 from argus.domain.profiles import ProfileResolver
+from argus.domain.risk import assess, current_values, recent_means
 from argus.domain.ticks import Predictor
 from argus.plugins.host import PluginHost
 from tests.model.conftest import synthetic_values, window_of
@@ -138,3 +139,33 @@ def test_the_risk_score_can_be_explained_instead_but_its_plateaus_attribute_noth
     assert shap["output_value"] == pytest.approx(assessment.score, abs=0.05)
     assert shap["base_value"] == pytest.approx(shap["output_value"], abs=0.05)
     assert all(f["importance"] == 0.0 for f in shap["top_features"])
+
+
+def _high_but_normal_memory(n: int = 3 * 288) -> np.ndarray:
+    """A web server whose memory has sat at 73–83% for days (limit 92%): its own normal, not a risk."""
+    return synthetic_values(n, seed=6, level=30, mem=78)
+
+
+def test_an_explanation_carries_its_ticks_risk_even_where_the_server_learned_its_normal(service):
+    windows = FleetWindows(2880)
+    windows.put(window_of("ppweb004", _high_but_normal_memory()))
+    windows.put(window_of("ppweb001", _leaking_memory(3 * 288)))
+    result = service.predictor.tick(windows, AT)
+    service.observe(result)
+    for name in ("ppweb004", "ppweb001"):
+        assessment = next(a for a in result.assessments if a.server_name == name)
+        body = service.handle({"server_name": name})
+        assert body["tick_at"] == "2025-01-18T00:00:00"
+        assert body["forecast_origin"] == datetime.fromtimestamp(
+            int(result.windows[name].timestamps[-1]), tz=UTC).replace(tzinfo=None).isoformat()
+        assert (body["prediction"]["risk_score"], body["prediction"]["alert_level"]) == (
+            assessment.score, assessment.level.value)
+        assert body["counterfactuals"], name
+        # the unchanged window, re-run and re-scored, is the tick's own score (with the tick's limits and normals)
+        assert {c["risk_before"] for c in body["counterfactuals"]} == {assessment.score}
+    # ... which the profile's limits alone would not give: the learned normal lowers the elevation part
+    calm = next(a for a in result.assessments if a.server_name == "ppweb004")
+    window = result.windows["ppweb004"]
+    absolute = assess("ppweb004", calm.profile, service.predictor.profiles.profile_for("ppweb004").limits,
+                      current_values(window), recent_means(window), result.forecasts["ppweb004"])
+    assert absolute.score > calm.score + 5

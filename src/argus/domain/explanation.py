@@ -22,7 +22,7 @@ import numpy as np
 from argus.domain.errors import ArgusError
 from argus.domain.forecast import TARGET_FIELDS, TARGETS, Forecast
 from argus.domain.metrics import FIELD_INDEX, STEP_SECONDS, MetricsWindow
-from argus.domain.profiles import ServerProfile
+from argus.domain.profiles import Limits, ServerProfile
 from argus.domain.risk import STEPS_8H, RiskAssessment
 
 COVARIATE_FIELDS: tuple[str, ...] = (
@@ -373,7 +373,9 @@ class ExplanationContext:
     """One server on one tick, as explainers see it; ``sections`` fills up as explainers run, in order.
 
     ``forecaster`` is the engine's Forecaster (``forecast(windows, profiles) -> {name: Forecast}``):
-    explainers that re-run the model call it with changed copies of ``window``.
+    explainers that re-run the model call it with changed copies of ``window``. ``limits`` and
+    ``normal`` are what the tick scored the server against (its LimitPolicy applied to ``window``):
+    a re-run scored against anything else would not reproduce the tick's risk score.
     """
 
     server_name: str
@@ -384,6 +386,13 @@ class ExplanationContext:
     forecaster: Any
     at: datetime
     sections: dict[str, Any] = attrs.Factory(dict)
+    limits: Limits | None = None  # None: the profile's absolute limits
+    normal: Mapping[str, float] = attrs.Factory(dict)  # each metric's normal ceiling on the tick
+
+    @property
+    def tick_limits(self) -> Limits:
+        """The limits the tick applied: ``limits`` when given, else the profile's."""
+        return self.limits if self.limits is not None else self.profile.limits
 
     def top_features(self, n: int = 3, min_importance: float = 0.0) -> list[str]:
         """The SHAP section's top features when it ran, else the model's own variable-selection weights.

@@ -14,7 +14,7 @@ from argus.domain.anomaly import AnomalyTracker
 from argus.domain.forecast import Forecast
 from argus.domain.lifecycle import AlertTracker
 from argus.domain.metrics import STATUS_CODE, FleetWindows, MetricsWindow
-from argus.domain.profiles import ProfileResolver
+from argus.domain.profiles import Limits, ProfileResolver
 from argus.domain.risk import (
     FleetSummary,
     RiskAssessment,
@@ -57,6 +57,11 @@ class Predictor:
         self.tracker = tracker or AlertTracker()
         self.anomalies = anomalies or AnomalyTracker()
 
+    def limits_for(self, window: MetricsWindow) -> tuple[Limits, dict[str, float]]:
+        """The limits and normal ceilings a tick scores ``window``'s server against (explanations reuse them)."""
+        name = window.server_name
+        return server_limits(self.profiles.profile_for(name).limits, self.profiles.policy_for(name), window)
+
     def tick(self, windows: FleetWindows, at: datetime) -> TickResult:
         """Forecast all ready servers in one batch, assess them, update alerts."""
         started = time.perf_counter()
@@ -71,7 +76,7 @@ class Predictor:
             if forecast is not None:
                 self.anomalies.remember(forecast)
             profile = profiles[window.server_name]
-            limits, normal = server_limits(profile.limits, self.profiles.policy_for(window.server_name), window)
+            limits, normal = self.limits_for(window)
             assessments.append(assess(
                 window.server_name, profile.display_name, limits, current_values(window),
                 recent_means(window), forecast, anomaly, anomaly_metric,

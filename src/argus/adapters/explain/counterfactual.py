@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
 from argus.adapters.explain.game import assess_variant, forecast_variants, trimmed_rows
 from argus.domain.explanation import ExplanationContext, impact_text, relevant_scenarios
+
+log = logging.getLogger(__name__)
 
 
 class CounterfactualExplainer:
@@ -31,6 +34,9 @@ class CounterfactualExplainer:
         forecasts = forecast_variants(context, variants, rows)  # the unchanged window too: same path both ways
         scores = [assess_variant(context, v, rows, f) for v, f in zip(variants, forecasts, strict=True)]
         before = scores[0].score
+        if before != context.assessment.score:  # the re-run must be the tick: else "before" is not the page's risk
+            log.warning("counterfactuals of %s: the unchanged window re-scores %.1f, its tick scored %.1f",
+                        context.server_name, before, context.assessment.score)
         out = []
         for scenario, after in zip(scenarios, scores[1:], strict=True):
             out.append({

@@ -38,14 +38,18 @@ def forecast_variants(context: ExplanationContext, variants: Sequence[np.ndarray
 
 def assess_variant(context: ExplanationContext, values: np.ndarray, rows: slice,
                    forecast: Forecast | None) -> RiskAssessment:
-    """Score a changed window as the tick would, keeping the tick's anomaly and maintenance flags.
+    """Score a changed window as the tick would, keeping the tick's limits, normals, anomaly and maintenance.
 
+    The unchanged window must score exactly the tick's risk (the counterfactuals' "before"), so the
+    limits and normal ceilings are the tick's (``context.limits``/``normal``), not the profile's:
+    a scenario rewrites the last hour only, and the normal ceilings come from before the last day.
     The anomaly (observations against earlier forecasts) cannot be replayed for an invented
     window, so it is carried over unchanged: a scenario never lowers that part of the score.
     """
     window = MetricsWindow.from_arrays(context.server_name, len(values), context.window.timestamps[rows],
                                        values.astype(np.float32), context.window.statuses[rows])
     original = context.assessment
-    return assess(context.server_name, original.profile, context.profile.limits, current_values(window),
+    return assess(context.server_name, original.profile, context.tick_limits, current_values(window),
                   recent_means(window), forecast, original.anomaly, original.anomaly_metric,
-                  maintenance=original.maintenance)
+                  maintenance=original.maintenance, normal=context.normal,
+                  calibration=getattr(context.forecaster, "probability_calibration", None))

@@ -4,6 +4,9 @@ It sees every tick through the render step (``with_explanations``): it keeps the
 precomputes the explanations of the worst servers at warning or above and returns them as
 published bodies (``explain:<server>``), and answers ``explain`` requests from web workers
 (``handle``) for any other ready server.
+
+An explanation is always of one tick, named in its body (``tick_at``, ``forecast_origin``), and its
+``prediction`` is that tick's assessment of the server: the risk score the tick published.
 """
 
 from __future__ import annotations
@@ -78,19 +81,25 @@ class ExplainService:
         return self.explain_in(result, name)
 
     def explain_in(self, result: TickResult, name: str) -> dict[str, Any]:
-        """The explanation of ``name`` on ``result``; served from the cache while its inputs are unchanged."""
+        """The explanation of ``name`` on ``result``; served from the cache while its inputs are unchanged.
+
+        A cached body computed on an earlier tick with the same inputs is re-stamped with this
+        tick (``tick_at``, ``timestamp``) and this tick's ``prediction``.
+        """
         window, assessment = result.windows[name], _assessment(result, name)
         key = (result.model_name, int(window.timestamps[-1]), len(window), assessment.score, assessment.anomaly)
         cached = self._cache.get(name)
         if cached is not None and cached[0] == key:
-            return {**cached[1], "timestamp": wire_time(result.at), "cached": True}
+            return {**cached[1], **_of_tick(result, name, assessment), "cached": True}
         started = time.perf_counter()
         forecaster = self.predictor.forecaster
         if hasattr(forecaster, "frozen"):  # the blend: re-run with this tick's weights, not re-estimated ones
             forecaster = forecaster.frozen(result.forecasts[name])
+        limits, normal = self.predictor.limits_for(window)  # what the tick scored against: re-runs reproduce it
         context = ExplanationContext(
             server_name=name, profile=self.predictor.profiles.profile_for(name), assessment=assessment,
             forecast=result.forecasts[name], window=window, forecaster=forecaster, at=result.at,
+            limits=limits, normal=normal,
         )
         for explainer in self.explainers:
             try:
@@ -107,10 +116,9 @@ def _assessment(result: TickResult, name: str):
     return next(a for a in result.assessments if a.server_name == name)
 
 
-def _render(context: ExplanationContext, result: TickResult, seconds: float) -> dict[str, Any]:
-    assessment = context.assessment
-    body: dict[str, Any] = {
-        "server_name": context.server_name,
+def _of_tick(result: TickResult, name: str, assessment) -> dict[str, Any]:
+    """The fields that name the tick an explanation is of, and the tick's own assessment of the server."""
+    return {
         "prediction": {
             "risk_score": assessment.score,
             "alert_level": assessment.level.value,
@@ -118,11 +126,19 @@ def _render(context: ExplanationContext, result: TickResult, seconds: float) -> 
             "message": assessment.message,
             "profile": assessment.profile,
         },
+        "tick_at": wire_time(result.at),
+        "forecast_origin": wire_time(int(result.windows[name].timestamps[-1])),
+        "timestamp": wire_time(result.at),
     }
+
+
+def _render(context: ExplanationContext, result: TickResult, seconds: float) -> dict[str, Any]:
+    tick = _of_tick(result, context.server_name, context.assessment)
+    body: dict[str, Any] = {"server_name": context.server_name, "prediction": tick.pop("prediction")}
     for name in ("shap", "attention", "counterfactuals"):
         body[name] = context.sections.get(name, [] if name == "counterfactuals" else {})
     body.update({k: v for k, v in context.sections.items() if k not in body})
-    body.update({"timestamp": wire_time(result.at), "model": result.model_name, "computed_in_s": round(seconds, 3)})
+    body.update({**tick, "model": result.model_name, "computed_in_s": round(seconds, 3)})
     return body
 
 

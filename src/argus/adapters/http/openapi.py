@@ -127,8 +127,14 @@ def _schemas() -> dict[str, Any]:
                              count={"type": "integer"}, alerts={"type": "array", "items": _obj(
                                  ["server_name", "level", "risk_score", "profile", "message", "time_to_issue"],
                                  time_to_issue=_NULLABLE_STRING)}),
-        "Explanation": _obj(["server_name", "prediction", "shap", "attention", "counterfactuals"],
+        "Explanation": _obj(["server_name", "prediction", "shap", "attention", "counterfactuals", "tick_at",
+                             "forecast_origin"],
                             server_name={"type": "string"},
+                            tick_at={"type": "string", "format": "date-time", "description": (
+                                "The engine tick explained (UTC); prediction is that tick's published assessment. "
+                                "Compare with /predictions/current's timestamp: a newer tick may have followed.")},
+                            forecast_origin={"type": "string", "format": "date-time", "description": (
+                                "The last observation the forecast starts from (the prediction's last_observation).")},
                             prediction=_obj(["risk_score", "alert_level"], risk_score=_NUMBER,
                                             alert_level={"type": "string"}),
                             shap=_obj(["top_features"], top_features={"type": "array", "items": _obj(

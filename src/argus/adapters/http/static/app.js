@@ -6,7 +6,7 @@ const REFRESH_MS = 10000;
 const LEVELS = ["critical", "warning", "degraded", "healthy"];
 const COLORS = { critical: "#FF0000", warning: "#FFA500", degraded: "#FFD700", healthy: "#00FF00" };
 const $ = (id) => document.getElementById(id);
-const state = { key: null, selected: null, predictions: {}, timer: null };
+const state = { key: null, selected: null, predictions: {}, tick: null, timer: null };
 
 class ApiError extends Error {
   constructor(status, detail) { super(typeof detail === "string" ? detail : JSON.stringify(detail)); this.status = status; }
@@ -72,12 +72,14 @@ async function refresh() {
     }
     notice("");
     state.predictions = body.predictions || {};
+    state.tick = body.timestamp || null;
     renderSummary(body);
     renderHeatmap(state.predictions);
     renderRisks(state.predictions);
     $("board").hidden = false;
     document.body.dataset.state = "loaded";
     if (state.selected && state.predictions[state.selected]) await renderDetail(state.selected, false);
+    markExplanationTick();
   } catch (ex) {
     if (ex.status === 401) return askForKey("The API key was refused (401). Enter the right key.");
     if (ex.status === 429) return notice("Rate limited (429); the page retries on its next refresh.", true);
@@ -177,7 +179,7 @@ async function loadExplanation(name) {
   box.replaceChildren(el("p", { className: "muted" }, "Asking the engine for an explanation…"));
   try {
     const body = await api(`/explain/${encodeURIComponent(name)}`);
-    if (state.selected === name) box.replaceChildren(...renderExplanation(body));
+    if (state.selected === name) { box.replaceChildren(...renderExplanation(body)); markExplanationTick(); }
   } catch (ex) {
     const text = EXPLAIN_UNAVAILABLE[ex.status] || `No explanation (HTTP ${ex.status || "error"}).`;
     box.replaceChildren(el("p", { className: "muted", "data-explain-status": String(ex.status || 0) },
@@ -185,8 +187,28 @@ async function loadExplanation(name) {
   }
 }
 
+// An explanation is of one engine tick (tick_at); the page keeps refreshing the predictions, so say
+// which tick it explains, and when the header has moved on to a newer one.
+const hhmm = (iso) => (iso ? String(iso).slice(11, 16) : "?");
+
+function explanationTick(body) {
+  const p = body.prediction || {};
+  const risk = p.risk_score == null ? "" : ` · risk ${Number(p.risk_score).toFixed(1)} (${p.alert_level})`;
+  return el("p", { className: "muted", id: "explain-tick", "data-tick-at": body.tick_at || "" },
+    `explains the tick of ${hhmm(body.tick_at)} UTC${risk} · data up to ${hhmm(body.forecast_origin)} UTC`,
+    el("span", { className: "stale" }));
+}
+
+function markExplanationTick() {
+  const line = $("explain-tick");
+  if (!line) return;
+  const newer = state.tick && line.dataset.tickAt && state.tick !== line.dataset.tickAt;
+  line.querySelector(".stale").textContent = newer
+    ? ` · the page now shows the tick of ${hhmm(state.tick)}: press refresh to explain it` : "";
+}
+
 function renderExplanation(body) {
-  const out = [];
+  const out = [explanationTick(body)];
   const features = (body.shap && body.shap.top_features) || [];
   if (features.length) {
     const max = Math.max(...features.map((f) => Math.abs(f.importance) || 0), 1e-9);
@@ -204,7 +226,7 @@ function renderExplanation(body) {
     out.push(el("h4", {}, "What would help"), el("ul", {}, ...counterfactuals.map((c) =>
       el("li", {}, `${c.scenario}: ${c.impact}. ${c.recommendation || ""}`))));
   }
-  return out.length ? out : [el("p", { className: "muted" }, "The explanation is empty.")];
+  return out.length > 1 ? out : out.concat([el("p", { className: "muted" }, "The explanation is empty.")]);
 }
 
 // --- charts (inline SVG) -------------------------------------------------------------------------

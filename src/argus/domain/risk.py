@@ -138,7 +138,9 @@ def exceedance_probability(p10: np.ndarray, p50: np.ndarray, p90: np.ndarray, li
     sigma = np.where(above, (p90 - p50) / _Z90, (p50 - p10) / _Z90)
     safe_sigma = np.where(sigma > 0, sigma, 1.0)
     with np.errstate(over="ignore"):
-        z = np.where(sigma > 0, (limit - p50) / safe_sigma, np.where(limit > p50, np.inf, -np.inf))
+        # a zero-width side is a point mass at p50 holding that half: P(value >= p50) is then 0.5
+        z = np.where(sigma > 0, (limit - p50) / safe_sigma,
+                     np.where(limit > p50, np.inf, np.where(limit == p50, 0.0, -np.inf)))
     return normal_sf(z)
 
 

@@ -39,13 +39,17 @@ def test_an_overconfident_forecast_is_pulled_to_the_observed_frequency():
 
 
 def test_the_calibration_round_trips_through_the_manifest_and_keeps_8h_at_least_30m():
-    calibration = ProbabilityCalibration(CalibrationMap((0.0, 1.0), (0.0, 0.6)), CalibrationMap((0.0, 1.0), (0.0, 0.3)),
+    quiet, busy = CalibrationMap((0.0, 1.0), (0.0, 0.6)), CalibrationMap((0.0, 1.0), (0.5, 0.9))
+    calibration = ProbabilityCalibration((quiet, busy), (CalibrationMap((0.0, 1.0), (0.0, 0.3)), busy), (0.0,),
                                          fitted_on={"samples": 10})
     again = ProbabilityCalibration.from_manifest(calibration.to_manifest())
     assert again == calibration
     p30, p8 = again.apply(0.5, 0.5)
     assert p30 == pytest.approx(0.3) and p8 == pytest.approx(0.3)  # 8 h never below 30 min
+    assert again.apply(0.5, 0.5, breach_share=0.02) == pytest.approx((0.7, 0.7))  # a server that breaches often
     assert ProbabilityCalibration.from_manifest(None) is None
+    with pytest.raises(ValueError):
+        ProbabilityCalibration((quiet,), (quiet,), (0.0,))
 
 
 @pytest.mark.parametrize("knots", [[[0, 1], [0.5, 0.2]], [[1, 0], [0, 1]], [[0], [0]], [[0, 1], [0, 1.5]]])
@@ -55,7 +59,7 @@ def test_a_map_that_is_not_monotone_or_not_a_probability_is_refused(knots):
 
 
 def test_assess_serves_calibrated_probabilities_and_keeps_the_raw_ones():
-    halve = ProbabilityCalibration(CalibrationMap((0.0, 1.0), (0.0, 0.5)), CalibrationMap((0.0, 1.0), (0.0, 0.5)))
+    halve = ProbabilityCalibration((CalibrationMap((0.0, 1.0), (0.0, 0.5)),), (CalibrationMap((0.0, 1.0), (0.0, 0.5)),))
     forecast = make_forecast(swap_pct=40.0, spread=20.0)
     plain = assess("s1", "generic", Limits(), CALM, CALM, forecast)
     calibrated = assess("s1", "generic", Limits(), CALM, CALM, forecast, calibration=halve)

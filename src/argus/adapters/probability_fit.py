@@ -15,10 +15,14 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from argus.domain.backtest import calibration_pairs, incidents_from_labels
-from argus.domain.probability import ProbabilityCalibration, isotonic_knots
+import attrs
+import numpy as np
+
+from argus.domain.backtest import calibration_pairs, calibration_shares, incidents_from_labels
+from argus.domain.probability import BREACH_EDGES, ProbabilityCalibration, isotonic_knots
 from argus.domain.profiles import ProfileResolver
 
+MIN_STRATUM_SAMPLES = 200
 WARMUP_DAYS = 2.0  # the bench keeps its first days clean; the replay starts grading after them
 
 
@@ -35,6 +39,7 @@ def fit_on_bench(forecaster, bench_dir: Path, profiles: ProfileResolver | None =
     start = first + int(WARMUP_DAYS * 86_400)
     run, _ = replay_period(forecaster, series, start, profiles or ProfileResolver(), tick_minutes, capacity)
     pairs = calibration_pairs(run, incidents)
+    shares = calibration_shares(run, incidents)
     raw_30m, outcome_30m = pairs["30m"]
     raw_8h, outcome_8h = pairs["8h"]
     if outcome_8h.sum() == 0:
@@ -42,9 +47,19 @@ def fit_on_bench(forecaster, bench_dir: Path, profiles: ProfileResolver | None =
     fitted_on = {"samples": int(len(raw_8h)), "incidents": len(incidents), "servers": len(series),
                  "tick_minutes": tick_minutes, "base_rate_30m": round(float(outcome_30m.mean()), 5),
                  "base_rate_8h": round(float(outcome_8h.mean()), 5), "seed": labels.get("seed"),
-                 "source": labels.get("source")}
-    return ProbabilityCalibration(isotonic_knots(raw_30m, outcome_30m), isotonic_knots(raw_8h, outcome_8h),
-                                  fitted_on=fitted_on)
+                 "source": labels.get("source"), "strata": []}
+    strata = np.searchsorted(np.asarray(BREACH_EDGES), shares, side="left")
+    maps_30m, maps_8h = [], []
+    for k in range(len(BREACH_EDGES) + 1):
+        mask = strata == k
+        if mask.sum() < MIN_STRATUM_SAMPLES:  # too few to fit on their own: the whole sample's map
+            mask = np.ones_like(mask)
+        maps_30m.append(isotonic_knots(raw_30m[mask], outcome_30m[mask]))
+        maps_8h.append(isotonic_knots(raw_8h[mask], outcome_8h[mask]))
+        fitted_on["strata"].append({"samples": int((strata == k).sum()),  # type: ignore[attr-defined]
+                                    "base_rate_8h": round(float(outcome_8h[strata == k].mean()), 5)
+                                    if (strata == k).any() else None})
+    return ProbabilityCalibration(tuple(maps_30m), tuple(maps_8h), BREACH_EDGES, fitted_on=fitted_on)
 
 
 def fit_probabilities(forecaster, data: Path, servers: Sequence[str] | None, start_epoch_s: int, end_epoch_s: int,
@@ -60,13 +75,11 @@ def fit_probabilities(forecaster, data: Path, servers: Sequence[str] | None, sta
         calibration = fit_on_bench(forecaster, Path(tmp), tick_minutes=tick_minutes)
     fitted = dict(calibration.fitted_on)
     fitted.update(period_start=_iso(start_epoch_s), period_end=_iso(end_epoch_s))
-    return ProbabilityCalibration(calibration.map_30m, calibration.map_8h, fitted_on=fitted)
+    return attrs.evolve(calibration, fitted_on=fitted)
 
 
 def _restrict(records, servers: Sequence[str] | None, start: int, end: int):
     """The rows of ``servers`` (all when None) between ``start`` and ``end``, servers re-indexed."""
-    import numpy as np
-
     from argus.adapters.bench import Records
 
     names = tuple(sorted(set(servers) & set(records.names))) if servers else records.names

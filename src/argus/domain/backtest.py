@@ -159,6 +159,7 @@ class Sample:
     prob_8h: float
     raw_prob_30m: float | None = None
     raw_prob_8h: float | None = None
+    breach_share: float = 0.0  # the server's recent share of steps over a limit (the calibration's stratum)
 
 
 @attrs.define
@@ -209,7 +210,7 @@ def _tick(windows: FleetWindows, predictor: Predictor, at: int, result: Replay) 
         result.samples.append(Sample(
             a.server_name, at, a.prob_30m, a.prob_8h,
             a.prob_30m if a.raw_prob_30m is None else a.raw_prob_30m,
-            a.prob_8h if a.raw_prob_8h is None else a.raw_prob_8h,
+            a.prob_8h if a.raw_prob_8h is None else a.raw_prob_8h, a.breach_share,
         ))
 
 
@@ -300,6 +301,12 @@ def _lead_minutes(stretches: Stretches, incident: Incident) -> float | None:
 def calibration_pairs(run: Replay, incidents: Sequence[Incident]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The raw probabilities and their 0/1 outcomes per horizon ("30m", "8h"), as the Brier scores grade them."""
     return {name: (raw, outcome) for name, (_, raw, outcome) in _forecast_pairs(run, incidents).items()}
+
+
+def calibration_shares(run: Replay, incidents: Sequence[Incident]) -> np.ndarray:
+    """The breach share of each sample ``calibration_pairs`` returns, in the same order."""
+    spans = _spans(incidents)
+    return np.array([s.breach_share for s in run.samples if not _within(spans, s.server_name, s.at)])
 
 
 def _forecast_pairs(run: Replay, incidents: Sequence[Incident]) -> dict[str, tuple[np.ndarray, ...]]:

@@ -48,19 +48,34 @@ class CalibrationMap:
 
 @attrs.frozen
 class ProbabilityCalibration:
-    """The maps of P(30 min) and P(8 h); ``apply`` keeps P(8 h) ≥ P(30 min)."""
+    """The maps of P(30 min) and P(8 h), one per stratum of the server's recent breach share.
 
-    map_30m: CalibrationMap
-    map_8h: CalibrationMap
+    The same raw probability means more on a server that breached a limit in 3 % of its last week's
+    steps than on one that never did: ``edges`` cut the breach share into strata (share ≤ edges[0],
+    ≤ edges[1], ..., above the last), each with its own map. ``apply`` keeps P(8 h) ≥ P(30 min).
+    """
+
+    maps_30m: tuple[CalibrationMap, ...]
+    maps_8h: tuple[CalibrationMap, ...]
+    edges: tuple[float, ...] = ()
     method: str = "isotonic"
     fitted_on: Mapping[str, object] = attrs.field(factory=dict)
 
-    def apply(self, raw_30m: float, raw_8h: float) -> tuple[float, float]:
-        p30 = self.map_30m(raw_30m)
-        return p30, max(self.map_8h(raw_8h), p30)
+    def __attrs_post_init__(self) -> None:
+        if not (len(self.maps_30m) == len(self.maps_8h) == len(self.edges) + 1):
+            raise ValueError("a calibration needs one map per horizon for each of len(edges) + 1 strata")
+
+    def stratum(self, breach_share: float) -> int:
+        return int(np.searchsorted(self.edges, breach_share, side="left"))
+
+    def apply(self, raw_30m: float, raw_8h: float, breach_share: float = 0.0) -> tuple[float, float]:
+        k = self.stratum(breach_share)
+        p30 = self.maps_30m[k](raw_30m)
+        return p30, max(self.maps_8h[k](raw_8h), p30)
 
     def to_manifest(self) -> dict[str, object]:
-        return {"method": self.method, "30m": self.map_30m.to_knots(), "8h": self.map_8h.to_knots(),
+        return {"method": self.method, "stratified_by": BREACH_SHARE, "edges": list(self.edges),
+                "30m": [m.to_knots() for m in self.maps_30m], "8h": [m.to_knots() for m in self.maps_8h],
                 "fitted_on": dict(self.fitted_on)}
 
     @classmethod
@@ -68,8 +83,14 @@ class ProbabilityCalibration:
         """The manifest's ``probability_calibration`` section, or None for a model without one."""
         if not section:
             return None
-        return cls(CalibrationMap.from_knots(section["30m"]), CalibrationMap.from_knots(section["8h"]),  # type: ignore[arg-type]
+        maps = {h: tuple(CalibrationMap.from_knots(k) for k in section[h]) for h in ("30m", "8h")}  # type: ignore[attr-defined]
+        return cls(maps["30m"], maps["8h"], tuple(float(e) for e in section.get("edges") or ()),  # type: ignore[attr-defined]
                    method=str(section.get("method", "isotonic")), fitted_on=dict(section.get("fitted_on") or {}))  # type: ignore[call-overload]
+
+
+#: What the strata are cut on: the share of the server's last 7 days' steps with a metric at or over its limit.
+BREACH_SHARE = "breach_share_7d"
+BREACH_EDGES = (0.0, 0.01)  # never, up to 1 % of steps, more
 
 
 def isotonic_knots(raw: np.ndarray, outcomes: np.ndarray, max_knots: int = 24) -> CalibrationMap:

@@ -125,6 +125,17 @@ def server_limits(limits: Limits, policy: LimitPolicy, window: MetricsWindow) ->
     return attrs.evolve(limits, **learned), normal
 
 
+def breach_share(limits: Limits, window: MetricsWindow, steps: int = 7 * 288) -> float:
+    """The share of the last ``steps`` observations with any limited metric at or over its limit."""
+    series = metric_matrix(window.values[-steps:])
+    over = np.zeros(len(next(iter(series.values()))), dtype=bool)
+    for metric, attribute in LIMIT_OF.items():
+        limit = getattr(limits, attribute)
+        if limit is not None:
+            over |= series[metric] >= limit
+    return float(over.mean()) if len(over) else 0.0
+
+
 def exceedance_probability(p10: np.ndarray, p50: np.ndarray, p90: np.ndarray, limit: float) -> np.ndarray:
     """P(value ≥ limit) per step, from a two-piece normal through the p10/p50/p90 forecast.
 
@@ -285,6 +296,7 @@ class RiskAssessment:
     maintenance: bool = False
     raw_prob_30m: float | None = None  # before the calibration map (None: no map, same as prob_30m)
     raw_prob_8h: float | None = None
+    breach_share: float = 0.0  # share of the last 7 days' steps over a limit: the calibration's stratum
 
     @property
     def time_to_issue_minutes(self) -> float | None:
@@ -325,6 +337,7 @@ def assess(
     maintenance: bool = False,
     calibration: ProbabilityCalibration | None = None,
     normal: Mapping[str, float] | None = None,
+    breach_share: float = 0.0,
 ) -> RiskAssessment:
     """Score every limited metric and combine: the worst metric drives the server's score.
 
@@ -348,14 +361,14 @@ def assess(
     raw_8h = max(1.0 - math.prod(1.0 - r.prob_8h for r in risks.values()), raw_30m)
     prob_30m, prob_8h = raw_30m, raw_8h
     if calibration is not None and not any(r.over_now for r in risks.values()):
-        prob_30m, prob_8h = calibration.apply(raw_30m, raw_8h)
+        prob_30m, prob_8h = calibration.apply(raw_30m, raw_8h, breach_share)
     level = AlertLevel.for_score(score)
     return RiskAssessment(
         server_name=server_name, profile=profile, score=round(score, 1), level=level,
         driver=driver, metrics=risks, prob_30m=prob_30m, prob_8h=prob_8h,
         anomaly=round(anomaly, 2), anomaly_metric=anomaly_metric,
         message=_message(driver, level, anomalous, anomaly_metric, prob_8h), maintenance=maintenance,
-        raw_prob_30m=raw_30m, raw_prob_8h=raw_8h,
+        raw_prob_30m=raw_30m, raw_prob_8h=raw_8h, breach_share=breach_share,
     )
 
 

@@ -384,10 +384,12 @@ def _calibrate_probabilities(registry, name: str, data: Path, servers, start: in
     fitted = section["fitted_on"]
     click.echo(f"probability map of {name}: {fitted['samples']} samples, {fitted['incidents']} incidents "
                f"(base rate 30 min {fitted['base_rate_30m']}, 8 h {fitted['base_rate_8h']})")
+    bounds = [f"breach share <= {e}" for e in section["edges"]] + [f"breach share > {section['edges'][-1]}"]
     for horizon in ("30m", "8h"):
-        xs, ys = section[horizon]
-        click.echo(f"  P({horizon}) raw -> calibrated: " + ", ".join(
-            f"{x:.2f}->{y:.3f}" for x, y in zip(xs, ys, strict=True)))
+        for stratum, (xs, ys) in zip(bounds, section[horizon], strict=True):
+            click.echo(f"  P({horizon}), {stratum}: " + ", ".join(
+                f"{x:.2f}->{y:.3f}" for x, y in zip(xs[:: max(1, len(xs) // 8)], ys[:: max(1, len(xs) // 8)],
+                                                     strict=True)))
 
 
 def register(group: click.Group) -> None:

@@ -33,7 +33,7 @@ WAVE: tuple[tuple[str, int, int, int], ...] = (
     ("memory_leak", -48, 42, 66),   # a slow leak (8 h of climb): a warning with its time to issue for hours
     ("cpu_runaway", -3, 9, 30),     # a runaway process: over the CPU limit within the first hour
     ("disk_filling", -72, 54, 84),  # logs filling a disk over ten hours
-    ("swap_storm", 0, 36, 54),      # memory pressure spilling into swap, building up over three hours
+    ("swap_storm", -24, 36, 54),    # memory pressure spilling into swap, building up over five hours
 )
 WAVE_STEPS = 96  # a new wave every 8 simulated hours
 

@@ -83,9 +83,17 @@ class ProbabilityCalibration:
         """The manifest's ``probability_calibration`` section, or None for a model without one."""
         if not section:
             return None
-        maps = {h: tuple(CalibrationMap.from_knots(k) for k in section[h]) for h in ("30m", "8h")}  # type: ignore[attr-defined]
+        maps = {h: tuple(CalibrationMap.from_knots(k) for k in _per_stratum(section[h])) for h in ("30m", "8h")}
         return cls(maps["30m"], maps["8h"], tuple(float(e) for e in section.get("edges") or ()),  # type: ignore[attr-defined]
                    method=str(section.get("method", "isotonic")), fitted_on=dict(section.get("fitted_on") or {}))  # type: ignore[call-overload]
+
+
+def _per_stratum(knots: object) -> list:
+    """A list of [xs, ys] per stratum; a single unstratified [xs, ys] is one stratum."""
+    if isinstance(knots, list) and len(knots) == 2 and knots and all(
+            isinstance(v, int | float) for v in knots[0]):
+        return [knots]
+    return list(knots)  # type: ignore[call-overload]
 
 
 #: What the strata are cut on: the share of the server's last 7 days' steps with a metric at or over its limit.

@@ -134,10 +134,11 @@ def test_calibrate_fits_a_monotone_probability_map_on_an_incident_bench(tmp_path
     assert calibrated.exit_code == 0, calibrated.output
     section = json.loads((tmp_path / "models" / "tft_20250101_120000" / "manifest.json").read_text())[
         "probability_calibration"]
+    assert len(section["30m"]) == len(section["8h"]) == len(section["edges"]) + 1  # one map per stratum
     for horizon in ("30m", "8h"):
-        xs, ys = section[horizon]
-        assert xs[0] == 0.0 and xs[-1] == 1.0
-        assert all(b >= a for a, b in zip(ys, ys[1:])) and 0.0 <= ys[0] and ys[-1] <= 1.0
+        for xs, ys in section[horizon]:
+            assert xs[0] == 0.0 and xs[-1] == 1.0
+            assert all(b >= a for a, b in zip(ys, ys[1:])) and 0.0 <= ys[0] and ys[-1] <= 1.0
     assert section["fitted_on"]["incidents"] > 0
     served = BlendForecaster.load(DirectoryModelRegistry(tmp_path / "models"))
     assert served.probability_calibration is not None

@@ -48,7 +48,8 @@ def _profile_for():
 @click.option("--guides/--no-guides", default=False, show_default=True,
               help="Known-future inputs: same time yesterday and the 6 h trend line (docs/model.md).")
 @click.option("--calibrate/--no-calibrate", default=True, show_default=True,
-              help="Fit the served blend's band and priors on the validation days after training.")
+              help="After training: fit the served blend's band and priors on the validation days, then the "
+                   "probability map on an incident bench of the last 14 days before the held-out period.")
 @click.option("--activate/--no-activate", default=True, show_default=True, help="Mark the new model CURRENT.")
 def train_command(data: Path | None, from_db: bool,
                   epochs: int, max_samples_per_epoch: int, batch_size: int, from_model: str | None,
@@ -89,10 +90,33 @@ def train_command(data: Path | None, from_db: bool,
     result = train_model(source, settings.model_dir, config, from_model=from_model, output_name=output,
                          profile_for=_profile_for(), progress=progress, activate=activate,
                          progress_bar=True)
+    if calibrate and data is not None:
+        _probabilities_after_training(result, data, settings)
     training = result.manifest["training"]
     click.echo(f"saved {result.name} ({result.manifest['size_bytes']} bytes) to {result.path}: "
                f"{training['epochs_run']} epochs, {training['steps_run']} steps, {training['seconds']} s, "
                f"best val_loss {training['best_val_loss']}" + (" [CURRENT]" if activate else ""))
+
+
+def _probabilities_after_training(result, data: Path, settings, days: float = 14.0) -> None:
+    """Fit the probability map on a bench of the last ``days`` before the held-out period (soft: warn on failure)."""
+    from datetime import datetime
+
+    from argus.adapters.tft.registry import DirectoryModelRegistry
+
+    trained = result.manifest["training"]["data"]
+    end = int(datetime.fromisoformat(trained["trained_before"]).timestamp()) - 1
+    first = int(datetime.fromisoformat(trained["first_record"]).timestamp())
+    start = max(first, end - int(days * 86_400))
+    if end - start < 5 * 86_400:
+        click.echo("too little history before the held-out period for a probability map (5 days); the model "
+                   "serves raw probabilities until `argus calibrate --probabilities`", err=True)
+        return
+    try:
+        _calibrate_probabilities(DirectoryModelRegistry(settings.model_dir), result.name, data,
+                                 trained["server_names"], start, end, 1, None, settings)
+    except click.ClickException as ex:
+        click.echo(f"{ex.message}; the model serves raw probabilities", err=True)
 
 
 @click.command("evaluate")

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from argus.domain.probability import CalibrationMap, ProbabilityCalibration, isotonic_knots
 from argus.domain.profiles import Limits
-from argus.domain.risk import assess
+from argus.domain.risk import BreachHistory, assess
 from argus.testing import make_forecast
 
 CALM = {"cpu_pct": 30.0, "mem_pct": 50.0, "swap_pct": 0.0, "iowait_pct": 1.0, "disk_pct": 40.0, "load": 1.0}
@@ -46,7 +46,8 @@ def test_the_calibration_round_trips_through_the_manifest_and_keeps_8h_at_least_
     assert again == calibration
     p30, p8 = again.apply(0.5, 0.5)
     assert p30 == pytest.approx(0.3) and p8 == pytest.approx(0.3)  # 8 h never below 30 min
-    assert again.apply(0.5, 0.5, breach_share=0.02) == pytest.approx((0.7, 0.7))  # a server that breaches often
+    busy_server = BreachHistory(share=0.02, age_minutes=30.0)
+    assert again.apply(0.5, 0.5, busy_server) == pytest.approx((0.7, 0.7))  # a server that breaches often
     assert ProbabilityCalibration.from_manifest(None) is None
     with pytest.raises(ValueError):
         ProbabilityCalibration((quiet,), (quiet,), (0.0,))

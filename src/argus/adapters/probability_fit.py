@@ -18,11 +18,12 @@ from pathlib import Path
 import attrs
 import numpy as np
 
-from argus.domain.backtest import calibration_pairs, calibration_shares, incidents_from_labels
-from argus.domain.probability import BREACH_EDGES, ProbabilityCalibration, isotonic_knots
+from argus.domain.backtest import calibration_features, calibration_pairs, incidents_from_labels
+from argus.domain.probability import ProbabilityCalibration, isotonic_knots
 from argus.domain.profiles import ProfileResolver
 
 MIN_STRATUM_SAMPLES = 200
+STRATIFIED_BY, EDGES = "breach_share_7d", (0.0, 0.003, 0.03)
 WARMUP_DAYS = 2.0  # the bench keeps its first days clean; the replay starts grading after them
 
 
@@ -39,7 +40,7 @@ def fit_on_bench(forecaster, bench_dir: Path, profiles: ProfileResolver | None =
     start = first + int(WARMUP_DAYS * 86_400)
     run, _ = replay_period(forecaster, series, start, profiles or ProfileResolver(), tick_minutes, capacity)
     pairs = calibration_pairs(run, incidents)
-    shares = calibration_shares(run, incidents)
+    feature = calibration_features(run, incidents)[STRATIFIED_BY]
     raw_30m, outcome_30m = pairs["30m"]
     raw_8h, outcome_8h = pairs["8h"]
     if outcome_8h.sum() == 0:
@@ -48,9 +49,9 @@ def fit_on_bench(forecaster, bench_dir: Path, profiles: ProfileResolver | None =
                  "tick_minutes": tick_minutes, "base_rate_30m": round(float(outcome_30m.mean()), 5),
                  "base_rate_8h": round(float(outcome_8h.mean()), 5), "seed": labels.get("seed"),
                  "source": labels.get("source"), "strata": []}
-    strata = np.searchsorted(np.asarray(BREACH_EDGES), shares, side="left")
+    strata = np.searchsorted(np.asarray(EDGES), feature, side="left")
     maps_30m, maps_8h = [], []
-    for k in range(len(BREACH_EDGES) + 1):
+    for k in range(len(EDGES) + 1):
         mask = strata == k
         if mask.sum() < MIN_STRATUM_SAMPLES:  # too few to fit on their own: the whole sample's map
             mask = np.ones_like(mask)
@@ -59,7 +60,7 @@ def fit_on_bench(forecaster, bench_dir: Path, profiles: ProfileResolver | None =
         fitted_on["strata"].append({"samples": int((strata == k).sum()),  # type: ignore[attr-defined]
                                     "base_rate_8h": round(float(outcome_8h[strata == k].mean()), 5)
                                     if (strata == k).any() else None})
-    return ProbabilityCalibration(tuple(maps_30m), tuple(maps_8h), BREACH_EDGES, fitted_on=fitted_on)
+    return ProbabilityCalibration(tuple(maps_30m), tuple(maps_8h), EDGES, STRATIFIED_BY, fitted_on=fitted_on)
 
 
 def fit_probabilities(forecaster, data: Path, servers: Sequence[str] | None, start_epoch_s: int, end_epoch_s: int,

@@ -159,7 +159,8 @@ class Sample:
     prob_8h: float
     raw_prob_30m: float | None = None
     raw_prob_8h: float | None = None
-    breach_share: float = 0.0  # the server's recent share of steps over a limit (the calibration's stratum)
+    breach_share: float = 0.0  # the server's recent share of steps over a limit (a calibration stratum)
+    breach_age_minutes: float = float("inf")  # since its latest breach before the tick (another)
 
 
 @attrs.define
@@ -210,7 +211,7 @@ def _tick(windows: FleetWindows, predictor: Predictor, at: int, result: Replay) 
         result.samples.append(Sample(
             a.server_name, at, a.prob_30m, a.prob_8h,
             a.prob_30m if a.raw_prob_30m is None else a.raw_prob_30m,
-            a.prob_8h if a.raw_prob_8h is None else a.raw_prob_8h, a.breach_share,
+            a.prob_8h if a.raw_prob_8h is None else a.raw_prob_8h, a.breaches.share, a.breaches.age_minutes,
         ))
 
 
@@ -303,10 +304,13 @@ def calibration_pairs(run: Replay, incidents: Sequence[Incident]) -> dict[str, t
     return {name: (raw, outcome) for name, (_, raw, outcome) in _forecast_pairs(run, incidents).items()}
 
 
-def calibration_shares(run: Replay, incidents: Sequence[Incident]) -> np.ndarray:
-    """The breach share of each sample ``calibration_pairs`` returns, in the same order."""
+def calibration_features(run: Replay, incidents: Sequence[Incident]) -> dict[str, np.ndarray]:
+    """The stratifying features (breach_share_7d, breach_age_minutes) of the samples ``calibration_pairs``
+    returns, in the same order."""
     spans = _spans(incidents)
-    return np.array([s.breach_share for s in run.samples if not _within(spans, s.server_name, s.at)])
+    kept = [s for s in run.samples if not _within(spans, s.server_name, s.at)]
+    return {"breach_share_7d": np.array([s.breach_share for s in kept], dtype=np.float64),
+            "breach_age_minutes": np.array([s.breach_age_minutes for s in kept], dtype=np.float64)}
 
 
 def _forecast_pairs(run: Replay, incidents: Sequence[Incident]) -> dict[str, tuple[np.ndarray, ...]]:

@@ -58,6 +58,7 @@ class ProbabilityCalibration:
     maps_30m: tuple[CalibrationMap, ...]
     maps_8h: tuple[CalibrationMap, ...]
     edges: tuple[float, ...] = ()
+    stratified_by: str = "breach_share_7d"  # or breach_age_minutes (a BreachHistory feature)
     method: str = "isotonic"
     fitted_on: Mapping[str, object] = attrs.field(factory=dict)
 
@@ -65,16 +66,17 @@ class ProbabilityCalibration:
         if not (len(self.maps_30m) == len(self.maps_8h) == len(self.edges) + 1):
             raise ValueError("a calibration needs one map per horizon for each of len(edges) + 1 strata")
 
-    def stratum(self, breach_share: float) -> int:
-        return int(np.searchsorted(self.edges, breach_share, side="left"))
+    def stratum(self, value: float) -> int:
+        return int(np.searchsorted(self.edges, value, side="left"))
 
-    def apply(self, raw_30m: float, raw_8h: float, breach_share: float = 0.0) -> tuple[float, float]:
-        k = self.stratum(breach_share)
+    def apply(self, raw_30m: float, raw_8h: float, breaches: object = None) -> tuple[float, float]:
+        """Map the raw probabilities through the maps of ``breaches``' stratum (a BreachHistory; None: the first)."""
+        k = 0 if breaches is None else self.stratum(breaches.feature(self.stratified_by))  # type: ignore[attr-defined]
         p30 = self.maps_30m[k](raw_30m)
         return p30, max(self.maps_8h[k](raw_8h), p30)
 
     def to_manifest(self) -> dict[str, object]:
-        return {"method": self.method, "stratified_by": BREACH_SHARE, "edges": list(self.edges),
+        return {"method": self.method, "stratified_by": self.stratified_by, "edges": list(self.edges),
                 "30m": [m.to_knots() for m in self.maps_30m], "8h": [m.to_knots() for m in self.maps_8h],
                 "fitted_on": dict(self.fitted_on)}
 
@@ -84,8 +86,10 @@ class ProbabilityCalibration:
         if not section:
             return None
         maps = {h: tuple(CalibrationMap.from_knots(k) for k in _per_stratum(section[h])) for h in ("30m", "8h")}
-        return cls(maps["30m"], maps["8h"], tuple(float(e) for e in section.get("edges") or ()),  # type: ignore[attr-defined]
-                   method=str(section.get("method", "isotonic")), fitted_on=dict(section.get("fitted_on") or {}))  # type: ignore[call-overload]
+        edges = tuple(float(e) for e in section.get("edges") or ())  # type: ignore[attr-defined]
+        return cls(maps["30m"], maps["8h"], edges, stratified_by=str(section.get("stratified_by", BREACH_SHARE)),
+                   method=str(section.get("method", "isotonic")),
+                   fitted_on=dict(section.get("fitted_on") or {}))  # type: ignore[call-overload]
 
 
 def _per_stratum(knots: object) -> list:
@@ -96,7 +100,7 @@ def _per_stratum(knots: object) -> list:
     return list(knots)  # type: ignore[call-overload]
 
 
-#: What the strata are cut on: the share of the server's last 7 days' steps with a metric at or over its limit.
+#: What the strata are cut on by default: the share of the server's last 7 days' steps over a limit.
 BREACH_SHARE = "breach_share_7d"
 BREACH_EDGES = (0.0, 0.01)  # never, up to 1 % of steps, more
 

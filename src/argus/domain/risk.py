@@ -125,15 +125,31 @@ def server_limits(limits: Limits, policy: LimitPolicy, window: MetricsWindow) ->
     return attrs.evolve(limits, **learned), normal
 
 
-def breach_share(limits: Limits, window: MetricsWindow, steps: int = 7 * 288) -> float:
-    """The share of the last ``steps`` observations with any limited metric at or over its limit."""
+@attrs.frozen
+class BreachHistory:
+    """How often and how lately the server was over a limit in its last 7 days (the calibration's strata)."""
+
+    share: float = 0.0  # of the steps with any limited metric at or over its limit
+    age_minutes: float = math.inf  # since the latest such step before the current one (inf: none)
+
+    def feature(self, name: str) -> float:
+        return {"breach_share_7d": self.share, "breach_age_minutes": self.age_minutes}[name]
+
+
+def breach_history(limits: Limits, window: MetricsWindow, steps: int = 7 * 288) -> BreachHistory:
+    """The share of the last ``steps`` observations over a limit, and the age of the latest one before now."""
     series = metric_matrix(window.values[-steps:])
     over = np.zeros(len(next(iter(series.values()))), dtype=bool)
     for metric, attribute in LIMIT_OF.items():
         limit = getattr(limits, attribute)
         if limit is not None:
             over |= series[metric] >= limit
-    return float(over.mean()) if len(over) else 0.0
+    if not len(over):
+        return BreachHistory()
+    before = np.flatnonzero(over[:-1])
+    ts = window.timestamps[-len(over):]
+    age = math.inf if not len(before) else float(ts[-1] - ts[before[-1]]) / 60.0
+    return BreachHistory(float(over.mean()), age)
 
 
 def exceedance_probability(p10: np.ndarray, p50: np.ndarray, p90: np.ndarray, limit: float) -> np.ndarray:
@@ -296,7 +312,7 @@ class RiskAssessment:
     maintenance: bool = False
     raw_prob_30m: float | None = None  # before the calibration map (None: no map, same as prob_30m)
     raw_prob_8h: float | None = None
-    breach_share: float = 0.0  # share of the last 7 days' steps over a limit: the calibration's stratum
+    breaches: BreachHistory = BreachHistory()  # the last 7 days' breaches: the calibration's strata
 
     @property
     def time_to_issue_minutes(self) -> float | None:
@@ -337,7 +353,7 @@ def assess(
     maintenance: bool = False,
     calibration: ProbabilityCalibration | None = None,
     normal: Mapping[str, float] | None = None,
-    breach_share: float = 0.0,
+    breaches: BreachHistory | None = None,
 ) -> RiskAssessment:
     """Score every limited metric and combine: the worst metric drives the server's score.
 
@@ -361,14 +377,14 @@ def assess(
     raw_8h = max(1.0 - math.prod(1.0 - r.prob_8h for r in risks.values()), raw_30m)
     prob_30m, prob_8h = raw_30m, raw_8h
     if calibration is not None and not any(r.over_now for r in risks.values()):
-        prob_30m, prob_8h = calibration.apply(raw_30m, raw_8h, breach_share)
+        prob_30m, prob_8h = calibration.apply(raw_30m, raw_8h, breaches or BreachHistory())
     level = AlertLevel.for_score(score)
     return RiskAssessment(
         server_name=server_name, profile=profile, score=round(score, 1), level=level,
         driver=driver, metrics=risks, prob_30m=prob_30m, prob_8h=prob_8h,
         anomaly=round(anomaly, 2), anomaly_metric=anomaly_metric,
         message=_message(driver, level, anomalous, anomaly_metric, prob_8h), maintenance=maintenance,
-        raw_prob_30m=raw_30m, raw_prob_8h=raw_8h, breach_share=breach_share,
+        raw_prob_30m=raw_30m, raw_prob_8h=raw_8h, breaches=breaches or BreachHistory(),
     )
 
 

@@ -19,7 +19,7 @@ from argus.domain.risk import (
     FleetSummary,
     RiskAssessment,
     assess,
-    breach_share,
+    breach_history,
     current_values,
     recent_means,
     server_limits,
@@ -82,7 +82,7 @@ class Predictor:
                 window.server_name, profile.display_name, limits, current_values(window),
                 recent_means(window), forecast, anomaly, anomaly_metric,
                 maintenance=int(window.statuses[-1]) == _MAINTENANCE, calibration=calibration, normal=normal,
-                breach_share=breach_share(limits, window),
+                breaches=breach_history(limits, window),
             ))
         events = self.tracker.update(assessments, at)
         return TickResult(

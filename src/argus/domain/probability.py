@@ -105,7 +105,7 @@ BREACH_SHARE = "breach_share_7d"
 BREACH_EDGES = (0.0, 0.01)  # never, up to 1 % of steps, more
 
 
-def isotonic_knots(raw: np.ndarray, outcomes: np.ndarray, max_knots: int = 24) -> CalibrationMap:
+def isotonic_knots(raw: np.ndarray, outcomes: np.ndarray, max_knots: int = 200) -> CalibrationMap:
     """Fit a non-decreasing map by pool-adjacent-violators on (raw, outcome) pairs.
 
     Knots sit at the centres of the pooled blocks, thinned to ``max_knots``; the ends are pinned to

@@ -52,4 +52,5 @@ def assess_variant(context: ExplanationContext, values: np.ndarray, rows: slice,
     return assess(context.server_name, original.profile, context.tick_limits, current_values(window),
                   recent_means(window), forecast, original.anomaly, original.anomaly_metric,
                   maintenance=original.maintenance, normal=context.normal,
-                  calibration=getattr(context.forecaster, "probability_calibration", None))
+                  calibration=getattr(context.forecaster, "probability_calibration", None),
+                  breaches=original.breaches)

@@ -69,3 +69,14 @@ def test_assess_serves_calibrated_probabilities_and_keeps_the_raw_ones():
     assert calibrated.score == plain.score  # the score reads the forecast, not the map
     over = assess("s1", "generic", Limits(), {**CALM, "cpu_pct": 99.0}, CALM, forecast, calibration=halve)
     assert over.prob_30m == 1.0  # a breach now is certain, whatever the map says
+
+
+def test_blocks_of_a_few_samples_are_pooled_with_a_neighbour():
+    rng = np.random.default_rng(1)
+    raw = np.concatenate([rng.random(5000) * 0.5, [0.95, 0.96, 0.97]])  # three lonely high forecasts
+    outcomes = np.concatenate([(rng.random(5000) < 0.05).astype(float), [1.0, 1.0, 1.0]])
+    loose, pooled = isotonic_knots(raw, outcomes), isotonic_knots(raw, outcomes, min_block=100)
+    assert loose(0.99) == 1.0  # three samples make a certainty ...
+    assert pooled(0.99) < 0.2  # ... that 100 samples do not support
+    values = [pooled(x) for x in np.linspace(0, 1, 51)]
+    assert all(b >= a for a, b in zip(values, values[1:]))

@@ -105,10 +105,12 @@ BREACH_SHARE = "breach_share_7d"
 BREACH_EDGES = (0.0, 0.01)  # never, up to 1 % of steps, more
 
 
-def isotonic_knots(raw: np.ndarray, outcomes: np.ndarray, max_knots: int = 200) -> CalibrationMap:
+def isotonic_knots(raw: np.ndarray, outcomes: np.ndarray, max_knots: int = 200, min_block: int = 1) -> CalibrationMap:
     """Fit a non-decreasing map by pool-adjacent-violators on (raw, outcome) pairs.
 
-    Knots sit at the centres of the pooled blocks, thinned to ``max_knots``; the ends are pinned to
+    Blocks of fewer than ``min_block`` samples are pooled with their closest neighbour (a level
+    measured on a handful of samples is noise). Knots sit at the centres of the pooled blocks,
+    thinned to ``max_knots``; the ends are pinned to
     raw 0 and 1 (flat beyond the data), so the map is defined on the whole unit interval.
     """
     raw = np.asarray(raw, dtype=np.float64)
@@ -137,6 +139,16 @@ def isotonic_knots(raw: np.ndarray, outcomes: np.ndarray, max_knots: int = 200) 
             for seq in (values, weights, lefts, rights):
                 seq.pop()
             values[-1], weights[-1], rights[-1] = v, w, right
+    while len(values) > 1 and min(weights) < min_block:  # too few samples to trust: pool with a neighbour
+        i = int(np.argmin(weights))
+        closer_left = i == len(values) - 1 or (i > 0 and values[i] - values[i - 1] <= values[i + 1] - values[i])
+        j = i - 1 if closer_left else i + 1
+        a, b = min(i, j), max(i, j)
+        w = weights[a] + weights[b]
+        values[a] = (values[a] * weights[a] + values[b] * weights[b]) / w
+        weights[a], rights[a] = w, rights[b]
+        for seq in (values, weights, lefts, rights):
+            del seq[b]
     centres = np.array([(a + b) / 2 for a, b in zip(lefts, rights, strict=True)])
     levels, weights_ = np.array(values), np.array(weights)
     if len(centres) > max_knots:  # merge neighbouring blocks into groups of about equal weight

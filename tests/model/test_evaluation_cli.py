@@ -138,7 +138,7 @@ def test_calibrate_fits_a_monotone_probability_map_on_an_incident_bench(tmp_path
     for horizon in ("30m", "8h"):
         for xs, ys in section[horizon]:
             assert xs[0] == 0.0 and xs[-1] == 1.0
-            assert all(b >= a for a, b in zip(ys, ys[1:])) and 0.0 <= ys[0] and ys[-1] <= 1.0
+            assert all(b >= a for a, b in zip(ys, ys[1:], strict=False)) and ys[0] >= 0.0 and ys[-1] <= 1.0
     assert section["fitted_on"]["incidents"] > 0
     served = BlendForecaster.load(DirectoryModelRegistry(tmp_path / "models"))
     assert served.probability_calibration is not None

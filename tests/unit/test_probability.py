@@ -79,4 +79,11 @@ def test_blocks_of_a_few_samples_are_pooled_with_a_neighbour():
     assert loose(0.99) == 1.0  # three samples make a certainty ...
     assert pooled(0.99) < 0.2  # ... that 100 samples do not support
     values = [pooled(x) for x in np.linspace(0, 1, 51)]
-    assert all(b >= a for a, b in zip(values, values[1:]))
+    assert all(b >= a for a, b in zip(values, values[1:], strict=False))
+
+
+def test_a_server_in_maintenance_over_a_limit_is_not_certain_to_have_an_incident():
+    flat = ProbabilityCalibration((CalibrationMap((0.0, 1.0), (0.0, 0.5)),), (CalibrationMap((0.0, 1.0), (0.0, 0.5)),))
+    now = {**CALM, "cpu_pct": 100.0}
+    result = assess("s1", "generic", Limits(), now, now, make_forecast(), calibration=flat, maintenance=True)
+    assert result.raw_prob_30m == 1.0 and result.prob_30m == pytest.approx(0.5)

@@ -358,7 +358,8 @@ def assess(
     """Score every limited metric and combine: the worst metric drives the server's score.
 
     The server's probabilities combine its metrics' as if independent, then go through the model's
-    calibration map when it has one (a metric over its limit now keeps probability 1).
+    calibration map when it has one (a metric over its limit now keeps probability 1, except during
+    maintenance, whose records are never an incident).
     """
     risks: dict[str, MetricRisk] = {}
     for metric, attribute in LIMIT_OF.items():
@@ -376,7 +377,8 @@ def assess(
     raw_30m = 1.0 - math.prod(1.0 - r.prob_30m for r in risks.values())
     raw_8h = max(1.0 - math.prod(1.0 - r.prob_8h for r in risks.values()), raw_30m)
     prob_30m, prob_8h = raw_30m, raw_8h
-    if calibration is not None and not any(r.over_now for r in risks.values()):
+    breaching = any(r.over_now for r in risks.values()) and not maintenance  # maintenance is never an incident
+    if calibration is not None and not breaching:
         prob_30m, prob_8h = calibration.apply(raw_30m, raw_8h, breaches or BreachHistory())
     level = AlertLevel.for_score(score)
     return RiskAssessment(

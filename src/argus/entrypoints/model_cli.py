@@ -104,7 +104,10 @@ def _probabilities_after_training(result, data: Path, settings, days: float = 14
 
     from argus.adapters.tft.registry import DirectoryModelRegistry
 
-    trained = result.manifest["training"]["data"]
+    trained = result.manifest.get("training", {}).get("data", {})
+    if not trained.get("trained_before") or not trained.get("first_record"):
+        click.echo("the manifest does not say where the held-out period begins; no probability map", err=True)
+        return
     end = int(datetime.fromisoformat(trained["trained_before"]).timestamp()) - 1
     first = int(datetime.fromisoformat(trained["first_record"]).timestamp())
     start = max(first, end - int(days * 86_400))

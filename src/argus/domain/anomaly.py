@@ -13,8 +13,9 @@ from collections import deque
 import attrs
 import numpy as np
 
-from argus.domain.forecast import Forecast
-from argus.domain.metrics import FIELD_INDEX, MetricsWindow
+from argus.domain.forecast import TARGETS, Forecast
+from argus.domain.metrics import MetricsWindow
+from argus.domain.risk import metric_matrix
 
 #: Narrowest band width counted, so a constant series' zero-width band does not divide by zero.
 MIN_BAND_WIDTH = {"cpu_pct": 1.0, "mem_pct": 1.0, "swap_pct": 1.0, "iowait_pct": 1.0, "disk_pct": 1.0, "load": 0.1}
@@ -30,15 +31,8 @@ class _Band:
 
 def observed_targets(window: MetricsWindow, rows: slice) -> dict[str, np.ndarray]:
     """The forecast targets as observed (cpu_pct = 100 − idle) for ``rows`` of the window."""
-    values = window.values[rows].astype(np.float64)
-    return {
-        "cpu_pct": 100.0 - values[:, FIELD_INDEX["cpu_idle_pct"]],
-        "mem_pct": values[:, FIELD_INDEX["mem_used_pct"]],
-        "swap_pct": values[:, FIELD_INDEX["swap_used_pct"]],
-        "iowait_pct": values[:, FIELD_INDEX["cpu_iowait_pct"]],
-        "disk_pct": values[:, FIELD_INDEX["disk_usage_pct"]],
-        "load": values[:, FIELD_INDEX["load_average"]],
-    }
+    observed = metric_matrix(window.values[rows])
+    return {target: observed[target] for target in TARGETS}
 
 
 class AnomalyTracker:

@@ -262,3 +262,26 @@ def test_learned_limits_sit_a_margin_above_the_servers_normal_and_never_below_ha
     assert limits.cpu_pct >= 0.5 * LIMITS.cpu_pct
     short, nothing = server_limits(LIMITS, LimitPolicy(mode="learned"), _steady_window(70.0, steps=300))
     assert short == LIMITS and nothing == {}  # too little history: the absolute limits
+
+
+def test_the_predictor_recomputes_a_servers_normal_ceilings_once_per_hour_of_its_data():
+    from argus.domain.metrics import METRIC_FIELDS, MetricsWindow
+    from argus.domain.profiles import ProfileResolver
+    from argus.domain.ticks import Predictor
+    from argus.testing import make_record
+
+    row = np.array(make_record("s1", 0).values, dtype=np.float32)
+    mem = METRIC_FIELDS.index("mem_used_pct")
+
+    def window(steps: int, level: float) -> MetricsWindow:
+        values = np.tile(row, (steps, 1))
+        values[:, mem] = level
+        ts = 1_700_000_000 + 300 * np.arange(steps, dtype=np.int64)
+        return MetricsWindow.from_arrays("s1", steps, ts, values, np.zeros(steps, dtype=np.int8))
+
+    predictor = Predictor(forecaster=None, profiles=ProfileResolver())
+    _, first = predictor.limits_for(window(3 * 288, 80.0))
+    _, same_hour = predictor.limits_for(window(3 * 288 + 6, 60.0))  # 30 minutes later: the cached ceilings
+    _, next_hour = predictor.limits_for(window(3 * 288 + 12, 60.0))  # an hour later: recomputed
+    assert first["mem_pct"] == same_hour["mem_pct"] == pytest.approx(80.0)
+    assert next_hour["mem_pct"] == pytest.approx(60.0)

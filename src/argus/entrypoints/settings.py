@@ -101,7 +101,6 @@ class Settings:
     disabled_plugins: tuple[str, ...] = ()
     history_retention_days: int = 90
     records_retention_days: int = 35
-    records_retention_days: int = 35
     max_clock_skew_s: float = 300.0
     auto_promote: str = "better"
     training_options: Mapping[str, object] = attrs.field(factory=dict, hash=False)
@@ -153,7 +152,6 @@ class Settings:
             training_options=_json_object(env, "ARGUS_TRAINING_OPTIONS"),
             training_cancel_grace_s=_float(env, "ARGUS_TRAINING_CANCEL_GRACE_S", 30.0),
             history_retention_days=_int(env, "ARGUS_HISTORY_RETENTION_DAYS", 90, minimum=1),
-            records_retention_days=_int(env, "ARGUS_RECORDS_RETENTION_DAYS", 35, minimum=1),
             records_retention_days=_int(env, "ARGUS_RECORDS_RETENTION_DAYS", 35, minimum=1),
             max_clock_skew_s=_float(env, "ARGUS_MAX_CLOCK_SKEW_S", 300.0),
             explain_timeout_s=_float(env, "ARGUS_EXPLAIN_TIMEOUT_S", 10.0),

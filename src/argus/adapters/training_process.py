@@ -83,7 +83,7 @@ class TrainingSupervisor:
         """Stop the running training: SIGTERM now (it stops between batches), SIGKILL after the grace period."""
         self.poll()
         if self._active is None:
-            raise ConflictError("No training is running")
+            raise ConflictError(self._nothing_to_cancel())
         pid = self._process.pid if self._process else self._active.pid
         self._signal(pid, signal.SIGTERM)
         self._cancel_at = time.monotonic()
@@ -92,6 +92,14 @@ class TrainingSupervisor:
             time.sleep(0.1)
         self.poll()
         return {"success": True, "message": "Training cancelled", "training_id": self._active_id_or_last()}
+
+    def _nothing_to_cancel(self) -> str:
+        """Say why there is nothing to cancel: no training ever, or how the latest one already ended."""
+        latest = self.runs.latest()
+        if latest is None or latest.status == "running":
+            return "No training is running"
+        reason = f" ({latest.error})" if latest.error else ""
+        return f"No training is running: the latest, {latest.training_id}, already {latest.status}{reason}"
 
     # -- housekeeping -------------------------------------------------------------------------
 

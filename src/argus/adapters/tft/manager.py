@@ -66,12 +66,20 @@ class ModelManager:
         return None if forecaster is None else forecaster.name
 
     def reload(self, name: str | None = None) -> dict:
-        """Load ``name`` (default: the newest model), test it, then swap it in; the old one stays on failure."""
+        """Load ``name`` (default: the newest model that loads), test it, swap it in; the old one stays on failure."""
         if name is None:
-            models = self.registry.list()
-            if not models:
-                raise ModelNotLoadedError(f"No model in {self.registry.root}")
-            name = models[0].name
+            name, candidate = self._newest_loadable()
+        else:
+            candidate = self._load_checked(name)
+        previous = self.loaded_name
+        self.predictor.forecaster = candidate  # one assignment: the next tick uses the new model
+        self.registry.set_current(name)
+        self.status.model_loaded = True
+        self.status.model_path = f"{self.registry.root.name}/{name}"
+        log.info("model %s is live (was %s)", name, previous or "none")
+        return {"success": True, "model": name, "message": "Model reloaded successfully", "previous_model": previous}
+
+    def _load_checked(self, name: str):
         self.registry.info(name)  # raises ModelLoadError for unknown, foreign or tampered folders
         try:
             candidate = self.loader(self.registry, name, device=self.device, threads=self.threads)
@@ -80,13 +88,21 @@ class ModelManager:
             raise
         except Exception as ex:  # noqa: BLE001 - any loading failure keeps the old model serving
             raise ModelLoadError(f"model {name} could not be loaded: {type(ex).__name__}: {ex}") from ex
-        previous = self.loaded_name
-        self.predictor.forecaster = candidate  # one assignment: the next tick uses the new model
-        self.registry.set_current(name)
-        self.status.model_loaded = True
-        self.status.model_path = f"{self.registry.root.name}/{name}"
-        log.info("model %s is live (was %s)", name, previous or "none")
-        return {"success": True, "model": name, "message": "Model reloaded successfully", "previous_model": previous}
+        return candidate
+
+    def _newest_loadable(self) -> tuple[str, object]:
+        """The newest model that loads and passes the check: a broken newest folder is skipped, never served."""
+        models = self.registry.list()  # only folders with a readable manifest and weights matching it
+        if not models:
+            raise ModelNotLoadedError(f"No model in {self.registry.root}")
+        refused = []
+        for info in models:
+            try:
+                return info.name, self._load_checked(info.name)
+            except ModelLoadError as ex:
+                log.warning("reload: skipping %s (%s)", info.name, ex)
+                refused.append(str(ex))
+        raise ModelLoadError(f"No model in {self.registry.root.name}/ can be loaded: {'; '.join(refused)}")
 
     def follow_current(self) -> None:
         """Reload when ``CURRENT`` names another model (``argus reload``, another host); log failures."""

@@ -8,27 +8,69 @@ from datetime import UTC, datetime
 import attrs
 import numpy as np
 
+from argus.domain.ingestion import ServerHistory
+
 STEP_SECONDS = 300  # the 5-minute cadence, end to end
 
-#: Numeric fields of a record, in the order used by every array in Argus.
-METRIC_FIELDS: tuple[str, ...] = (
-    "cpu_user_pct",
-    "cpu_sys_pct",
-    "cpu_iowait_pct",
-    "cpu_idle_pct",
-    "java_cpu_pct",
-    "mem_used_pct",
-    "swap_used_pct",
-    "disk_usage_pct",
-    "net_in_mb_s",
-    "net_out_mb_s",
-    "back_close_wait",
-    "front_close_wait",
-    "load_average",
-    "uptime_days",
+@attrs.frozen(slots=True)
+class MetricField:
+    """One numeric field of a record: its unit and the physical range every value must lie in.
+
+    The upper bounds of rates and counts are physical, far above any real server and far below
+    what overflows the engine's float32 arrays; the API rejects values outside the range (422), and
+    the engine's windows clip anything stored before the bounds existed (see ``FleetWindows``).
+    """
+
+    name: str
+    unit: str
+    high: float
+    integer: bool = False
+    low: float = 0.0
+
+
+MAX_RATE_MB_S = 1_000_000.0  # 8 Tbit/s: more than all PCIe 5.0 x16 slots of a server carry together
+MAX_SOCKETS = 10_000_000  # sockets in one TCP state: ~10 GB of kernel memory in socket buffers alone
+MAX_LOAD = 4_194_304.0  # a load average counts tasks, and Linux allows at most 2**22 (PID_MAX_LIMIT)
+MAX_UPTIME_DAYS = 365  # the reference's range
+
+#: The field table: numeric fields of a record, in the order used by every array in Argus.
+FIELDS: tuple[MetricField, ...] = (
+    MetricField("cpu_user_pct", "%", 100.0),
+    MetricField("cpu_sys_pct", "%", 100.0),
+    MetricField("cpu_iowait_pct", "%", 100.0),
+    MetricField("cpu_idle_pct", "%", 100.0),
+    MetricField("java_cpu_pct", "%", 100.0),
+    MetricField("mem_used_pct", "%", 100.0),
+    MetricField("swap_used_pct", "%", 100.0),
+    MetricField("disk_usage_pct", "%", 100.0),
+    MetricField("net_in_mb_s", "MB/s", MAX_RATE_MB_S),
+    MetricField("net_out_mb_s", "MB/s", MAX_RATE_MB_S),
+    MetricField("back_close_wait", "sockets", MAX_SOCKETS, integer=True),
+    MetricField("front_close_wait", "sockets", MAX_SOCKETS, integer=True),
+    MetricField("load_average", "tasks", MAX_LOAD),
+    MetricField("uptime_days", "days", MAX_UPTIME_DAYS, integer=True),
 )
+METRIC_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS)
 FIELD_INDEX = {name: i for i, name in enumerate(METRIC_FIELDS)}
-INTEGER_FIELDS = frozenset({"back_close_wait", "front_close_wait", "uptime_days"})
+INTEGER_FIELDS = frozenset(f.name for f in FIELDS if f.integer)
+_LOW = np.array([f.low for f in FIELDS], dtype=np.float32)
+_HIGH = np.array([f.high for f in FIELDS], dtype=np.float32)
+
+
+def clip_values(values: np.ndarray) -> np.ndarray:
+    """Bring rows of field values into the field table's ranges (infinities too), as float32.
+
+    The API never accepts such values; rows stored before the bounds existed (or written straight
+    into the database) must still give the model finite, physical inputs. Clipping in float64
+    first: a huge float64 would already be infinite as float32. NaN stays NaN (see ``measured``).
+    """
+    return np.clip(np.asarray(values, dtype=np.float64), _LOW, _HIGH).astype(np.float32)
+
+
+def measured(values: np.ndarray) -> np.ndarray:
+    """Which rows hold a number in every field (a row with NaN is no measurement: a gap)."""
+    return ~np.isnan(np.asarray(values, dtype=np.float64)).any(axis=-1)
+
 
 #: Operator annotations; never a model input (they are derived from the metrics and leak the answer).
 STATUS_VALUES: tuple[str, ...] = (
@@ -208,11 +250,19 @@ class MetricsWindow:
 
 
 class FleetWindows:
-    """Every tracked server's MetricsWindow, keyed by server name."""
+    """Every tracked server's MetricsWindow, keyed by server name: what the engine's model reads.
+
+    Stored records enter through ``add`` and ``load``, which keep the model's inputs physical
+    whatever the database holds: values are clipped to the field table's ranges, a row with NaN is
+    a gap, and records dated after ``not_after_epoch_s`` stay out (counted in ``future_skipped``):
+    one record from a wrong clock (dated 2099) would otherwise stay its window's newest row for
+    ever, and the server would never again get a forecast.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._windows: dict[str, MetricsWindow] = {}
+        self.future_skipped = 0
 
     def __len__(self) -> int:
         return len(self._windows)
@@ -229,14 +279,35 @@ class FleetWindows:
     def put(self, window: MetricsWindow) -> None:
         self._windows[window.server_name] = window
 
-    def add(self, records: Iterable[Record]) -> int:
-        """Place records into their servers' windows; return how many were placed."""
+    def load(self, history: ServerHistory, not_after_epoch_s: int | None = None) -> int:
+        """Replace a server's window with its stored history (see the class); return the rows kept."""
+        ts, values = np.asarray(history.timestamps, dtype=np.int64), np.asarray(history.values)
+        keep = measured(values)
+        if not_after_epoch_s is not None:
+            future = ts > not_after_epoch_s
+            self.future_skipped += int(np.count_nonzero(future))
+            keep &= ~future
+        window = MetricsWindow.from_arrays(history.server_name, self.capacity, ts[keep], clip_values(values[keep]),
+                                           np.asarray(history.statuses)[keep])
+        if len(window):
+            self.put(window)
+        return len(window)
+
+    def add(self, records: Iterable[Record], not_after_epoch_s: int | None = None) -> int:
+        """Place records into their servers' windows (see the class); return how many were placed."""
         count = 0
         for record in records:
+            epoch_s = record.epoch_s
+            if not_after_epoch_s is not None and epoch_s > not_after_epoch_s:
+                self.future_skipped += 1
+                continue
+            row = np.asarray(record.values, dtype=np.float64)
+            if not measured(row):
+                continue
             window = self._windows.get(record.server_name)
             if window is None:
                 window = self._windows[record.server_name] = MetricsWindow(record.server_name, self.capacity)
-            window.add(record.epoch_s, record.values, record.status)
+            window.add(epoch_s, clip_values(row), record.status)
             count += 1
         return count
 

@@ -12,7 +12,7 @@ import attrs
 
 from argus.domain.channel import RequestRouter
 from argus.domain.ingestion import WARMUP_MIN_RECORDS
-from argus.domain.metrics import FleetWindows, MetricsWindow, wire_time
+from argus.domain.metrics import FleetWindows, wire_time
 from argus.domain.ticks import Predictor, TickResult
 from argus.ports.storage import EngineFeed, PublishedResults, TickLog
 
@@ -30,29 +30,33 @@ class WindowKeeper:
     new batches by id. With several concurrent writers (PostgreSQL) ids can become visible out of
     order, or never (a rolled-back transaction): a missing id is waited for ``gap_timeout_s``,
     then skipped.
+
+    Records dated more than ``max_future_s`` after the engine's clock are stored but kept out of
+    the windows (the API refuses them; older databases may hold some): see ``FleetWindows.add``.
     """
 
     def __init__(
-        self, feed: EngineFeed, capacity: int, gap_timeout_s: float = 30.0, clock: Callable[[], float] = time.time
+        self, feed: EngineFeed, capacity: int, gap_timeout_s: float = 30.0, clock: Callable[[], float] = time.time,
+        max_future_s: float = 300.0,
     ) -> None:
         self.feed = feed
         self.windows = FleetWindows(capacity)
         self.gap_timeout_s = gap_timeout_s
         self.clock = clock
+        self.max_future_s = max_future_s
         self.watermark = 0  # every batch id <= watermark has been applied (or given up on)
         self._applied: set[int] = set()  # applied ids above the watermark
         self._gap_seen_at: dict[int, float] = {}
         self.batches_applied = 0
+        self._future_reported = 0
 
     def rebuild(self) -> int:
         """Load each server's newest records from storage; return how many records were loaded."""
         last = self.feed.last_batch_id()
+        horizon = self._horizon()
         for history in self.feed.server_histories(self.windows.capacity):
-            self.windows.put(
-                MetricsWindow.from_arrays(
-                    history.server_name, self.windows.capacity, history.timestamps, history.values, history.statuses
-                )
-            )
+            self.windows.load(history, not_after_epoch_s=horizon)
+        self._report_future()
         self.watermark = max(0, last - REBUILD_OVERLAP_BATCHES)
         self._applied = set()
         return self.windows.total_records()
@@ -61,11 +65,21 @@ class WindowKeeper:
         """Apply batches committed since the last poll; return how many records were placed."""
         visible = [batch_id for batch_id, _ in self.feed.batches_after(self.watermark)]
         new = [batch_id for batch_id in visible if batch_id not in self._applied]
-        placed = self.windows.add(self.feed.records_in_batches(new)) if new else 0
+        placed = self.windows.add(self.feed.records_in_batches(new), self._horizon()) if new else 0
+        self._report_future()
         self._applied.update(new)
         self.batches_applied += len(new)
         self._advance(set(visible))
         return placed
+
+    def _horizon(self) -> int:
+        return int(self.clock() + self.max_future_s)
+
+    def _report_future(self) -> None:
+        if self.windows.future_skipped > self._future_reported:
+            log.warning("%d record(s) dated more than %.0fs after the engine's clock kept out of the windows",
+                        self.windows.future_skipped - self._future_reported, self.max_future_s)
+            self._future_reported = self.windows.future_skipped
 
     def _advance(self, visible: set[int]) -> None:
         now = self.clock()

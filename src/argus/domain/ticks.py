@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping
 from datetime import datetime
+from functools import partial
 
 import attrs
+import numpy as np
 
 from argus.domain.alerts import ActiveAlert, AlertEvent
 from argus.domain.anomaly import AnomalyTracker
@@ -80,22 +83,24 @@ class Predictor:
         started = time.perf_counter()
         ready = windows.ready(self.forecaster.min_history_steps)
         profiles = {w.server_name: self.profiles.profile_for(w.server_name) for w in ready}
-        forecasts = self.forecaster.forecast(ready, {name: p.name for name, p in profiles.items()})
+        forecasts = finite_forecasts(self.forecaster.forecast(ready, {name: p.name for name, p in profiles.items()}))
         calibration = getattr(self.forecaster, "probability_calibration", None)  # the model's map, if any
         assessments = []
         for window in ready:
             forecast = forecasts.get(window.server_name)
             anomaly, anomaly_metric = self.anomalies.score(window)
+            if not math.isfinite(anomaly):
+                anomaly, anomaly_metric = 0.0, None
             if forecast is not None:
                 self.anomalies.remember(forecast)
             profile = profiles[window.server_name]
             limits, normal = self.limits_for(window)
-            assessments.append(assess(
-                window.server_name, profile.display_name, limits, current_values(window),
-                recent_means(window), forecast, anomaly, anomaly_metric,
-                maintenance=int(window.statuses[-1]) == _MAINTENANCE, calibration=calibration, normal=normal,
-                breaches=breach_history(limits, window),
-            ))
+            assessment = partial(
+                assess, window.server_name, profile.display_name, limits, current_values(window),
+                recent_means(window), maintenance=int(window.statuses[-1]) == _MAINTENANCE,
+                calibration=calibration, normal=normal, breaches=breach_history(limits, window),
+            )
+            assessments.append(_finite(assessment(forecast, anomaly, anomaly_metric), assessment))
         events = self.tracker.update(assessments, at)
         return TickResult(
             at=at, model_name=self.forecaster.name, assessments=assessments, forecasts=forecasts,
@@ -104,3 +109,26 @@ class Predictor:
             records_in_windows=windows.total_records(), min_history_steps=self.forecaster.min_history_steps,
             duration_s=time.perf_counter() - started,
         )
+
+
+def finite_forecasts(forecasts: Mapping[str, Forecast]) -> dict[str, Forecast]:
+    """Drop forecasts holding NaN or infinity: their servers are scored on what they measure now.
+
+    A non-finite forecast would make the risk score NaN, whose level reads healthy while the alert
+    it opened can never close; the windows are clipped, so this only guards against the model.
+    """
+    kept = {}
+    for name, forecast in forecasts.items():
+        if all(np.isfinite(v).all() for v in forecast.values.values()):
+            kept[name] = forecast
+        else:
+            log.warning("forecast for %s is not finite; scoring the server without it", name)
+    return kept
+
+
+def _finite(assessment: RiskAssessment, rescore) -> RiskAssessment:
+    """The assessment, or (when its score is not a number) the one from current values alone."""
+    if math.isfinite(assessment.score) and all(math.isfinite(p) for p in (assessment.prob_30m, assessment.prob_8h)):
+        return assessment
+    log.warning("risk of %s is not finite; scoring it without forecast and anomaly", assessment.server_name)
+    return rescore(None, 0.0, None)

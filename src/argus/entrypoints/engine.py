@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
+from collections.abc import Callable
 
 from argus.entrypoints.container import Container
 from argus.entrypoints.logs import configure_logging
@@ -39,20 +41,21 @@ def run_engine(container: Container | None = None, stop: threading.Event | None 
         log.info("engine stopped")
 
 
-def _lead(container: Container, lock, stop: threading.Event) -> None:
+def _lead(container: Container, lock, stop: threading.Event, clock: Callable[[], float] = time.monotonic) -> None:
     settings = container.settings()
     engine = container.engine()
     engine.start()
-    since_lock_check = 0.0
+    last_lock_check = clock()
     while not stop.is_set():
         try:
             engine.step()
         except Exception:  # noqa: BLE001 - a failed step is logged and retried; the database stays the truth
             log.exception("engine step failed; retrying")
         stop.wait(settings.engine_poll_interval_s)
-        since_lock_check += settings.engine_poll_interval_s
-        if since_lock_check >= LOCK_CHECK_EVERY_S:
-            since_lock_check = 0.0
+        # Elapsed time, not a sum of poll intervals: a step that takes a minute (a big tick) must not
+        # put off the check by minutes.
+        if clock() - last_lock_check >= LOCK_CHECK_EVERY_S:
+            last_lock_check = clock()
             if not lock.still_held():
                 log.error("lost the leader lock; rejoining as standby")
                 return

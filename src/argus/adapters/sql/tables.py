@@ -94,6 +94,7 @@ active_alerts = sa.Table(
     sa.Column("time_to_issue_minutes", sa.Float, nullable=True),
     sa.Column("peak_level", sa.String(16), nullable=True),
     sa.Column("breached", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("partition", sa.Integer, nullable=True),  # set by sharded engines (NULL: the single engine)
 )
 
 #: One row per tick: the fleet's health.
@@ -167,4 +168,55 @@ training_runs = sa.Table(
     sa.Column("pid", sa.Integer, nullable=True),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Index("ix_training_runs_started_at", "started_at"),
+)
+
+# -- several engines sharing the fleet (PostgreSQL, ARGUS_ENGINE_SHARDING=1) ---------------------
+
+#: One row per partition (servers hashed by name): who holds it, until when, and its fencing token,
+#: which grows by one each time the partition changes hands.
+partition_leases = sa.Table(
+    "partition_leases",
+    metadata,
+    sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("owner", sa.String(128), nullable=True),
+    sa.Column("token", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("expires_at", sa.Float, nullable=False, server_default="0"),
+)
+
+#: The engines sharing the fleet: their heartbeat (how many share) and their published status.
+engine_members = sa.Table(
+    "engine_members",
+    metadata,
+    sa.Column("engine_id", sa.String(128), primary_key=True),
+    sa.Column("seen_at", sa.Float, nullable=False),
+    sa.Column("status", sa.Text, nullable=True),
+    sa.Column("status_at", sa.Float, nullable=True),
+)
+
+#: Each partition's latest tick, written by its lease holder; the web workers union the rows.
+partition_snapshots = sa.Table(
+    "partition_snapshots",
+    metadata,
+    sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("engine_id", sa.String(128), nullable=False),
+    sa.Column("token", sa.BigInteger, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),  # the tick's time
+    sa.Column("updated_at", sa.Float, nullable=False),  # the database's clock when written (the version)
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("min_history_steps", sa.Integer, nullable=False),
+    sa.Column("servers", sa.Text, nullable=False),  # JSON object: server name -> /predictions/current entry
+    sa.Column("scores", sa.Text, nullable=False),  # JSON list: [level, risk score, prob_30m, prob_8h] per server
+)
+
+#: Which engine published which partition on which tick (kept a day): the proof of single ownership.
+partition_publishes = sa.Table(
+    "partition_publishes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("partition", sa.Integer, nullable=False),
+    sa.Column("engine_id", sa.String(128), nullable=False),
+    sa.Column("token", sa.BigInteger, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("servers", sa.Text, nullable=False),  # JSON list of the server names forecast
+    sa.Index("ix_partition_publishes_at", "at"),
 )

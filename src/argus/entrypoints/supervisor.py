@@ -10,6 +10,8 @@ import sys
 import time
 from collections.abc import Callable
 
+import attrs
+
 from argus.adapters.sql.database import create_db_engine, migrate
 from argus.domain.errors import ConfigurationError
 from argus.entrypoints.keys import NO_KEY_MESSAGE, generate_api_key, resolve_api_key
@@ -20,6 +22,8 @@ log = logging.getLogger("argus.supervisor")
 
 STOP_TIMEOUT_S = 25.0
 ENGINE_RESTART_BACKOFF_S = (1, 2, 5, 10, 30)
+#: An engine that ran this long crashed for a new reason: its restart waits the first step again.
+ENGINE_HEALTHY_AFTER_S = 60.0
 
 
 def prepare(settings: Settings, generate_key: bool, echo: Callable[[str], None]) -> None:
@@ -37,17 +41,42 @@ def prepare(settings: Settings, generate_key: bool, echo: Callable[[str], None])
         db.dispose()
 
 
+@attrs.define
+class RestartBackoff:
+    """Delays before restarting a crashed engine: longer after each quick crash, the first again after a healthy run."""
+
+    steps_s: tuple[float, ...] = ENGINE_RESTART_BACKOFF_S
+    healthy_after_s: float = ENGINE_HEALTHY_AFTER_S
+    quick_crashes: int = 0
+    started_at: float | None = None
+
+    def started(self, now: float) -> None:
+        """Note that the engine (re)started at ``now``."""
+        self.started_at = now
+
+    def delay_after_exit(self, now: float) -> float:
+        """Return how long to wait before the next start, for an engine that exited at ``now``."""
+        if self.started_at is not None and now - self.started_at >= self.healthy_after_s:
+            self.quick_crashes = 0
+        delay = self.steps_s[min(self.quick_crashes, len(self.steps_s) - 1)]
+        self.quick_crashes += 1
+        return delay
+
+
 class Supervisor:
     """Start gunicorn and the engine, restart a crashed engine, stop both on SIGTERM/SIGINT."""
 
-    def __init__(self, settings: Settings, *, host: str, port: int, workers: int, threads: int, engine: bool = True):
+    def __init__(self, settings: Settings, *, host: str, port: int, workers: int, threads: int, engine: bool = True,
+                 clock: Callable[[], float] = time.monotonic):
         self.settings = settings
         self.bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.workers, self.threads, self.run_engine = workers, threads, engine
         self._stopping = False
         self._engine: subprocess.Popen | None = None
         self._web: subprocess.Popen | None = None
-        self._engine_restarts = 0
+        self._clock = clock
+        self._backoff = RestartBackoff()
+        self._engine_restart_at: float | None = None
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -64,24 +93,35 @@ class Supervisor:
             self._stop_children()
 
     def _watch(self, env: dict[str, str]) -> int:
-        next_engine_start = 0.0
         while not self._stopping:
             time.sleep(0.2)
             if self._web.poll() is not None:
                 log.error("gunicorn exited with code %s; stopping", self._web.returncode)
                 return self._web.returncode or 1
-            if self._engine is not None and self._engine.poll() is not None and not self._stopping:
-                if next_engine_start == 0.0:
-                    delay = ENGINE_RESTART_BACKOFF_S[min(self._engine_restarts, len(ENGINE_RESTART_BACKOFF_S) - 1)]
-                    log.error("engine exited with code %s; restarting in %ss", self._engine.returncode, delay)
-                    next_engine_start = time.monotonic() + delay
-                elif time.monotonic() >= next_engine_start:
-                    self._engine_restarts += 1
-                    self._engine = self._start_engine(env)
-                    next_engine_start = 0.0
+            if not self._stopping:
+                self._tend_engine(env)
         return 0
 
+    def _tend_engine(self, env: dict[str, str]) -> None:
+        """Notice an engine that exited and start it again once its back-off delay has passed."""
+        if self._engine is None or self._engine.poll() is None:
+            return
+        now = self._clock()
+        if self._engine_restart_at is None:
+            delay = self._backoff.delay_after_exit(now)
+            log.error("engine exited with code %s; restarting in %ss (%d quick crash%s in a row)",
+                      self._engine.returncode, delay, self._backoff.quick_crashes,
+                      "" if self._backoff.quick_crashes == 1 else "es")
+            self._engine_restart_at = now + delay
+        elif now >= self._engine_restart_at:
+            self._engine_restart_at = None
+            self._engine = self._start_engine(env)
+
     def _start_engine(self, env: dict[str, str]) -> subprocess.Popen:
+        self._backoff.started(self._clock())
+        return self._spawn_engine(env)
+
+    def _spawn_engine(self, env: dict[str, str]) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "argus", "engine"], env=env)
 
     def _gunicorn_command(self) -> list[str]:

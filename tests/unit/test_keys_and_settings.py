@@ -46,8 +46,35 @@ def test_a_generated_key_is_private_and_used_next_time(tmp_path):
 
 def test_the_environment_key_wins_over_the_file(tmp_path):
     generate_api_key(Settings.from_env({"ARGUS_DATA_DIR": str(tmp_path)}))
-    settings = Settings.from_env({"ARGUS_DATA_DIR": str(tmp_path), "TACHYON_API_KEY": "from-env"})
-    assert require_api_key(settings) == "from-env"
+    settings = Settings.from_env({"ARGUS_DATA_DIR": str(tmp_path), "TACHYON_API_KEY": "from-env-0123456789"})
+    assert require_api_key(settings) == "from-env-0123456789"
+
+
+@pytest.mark.parametrize(("key", "says"), [
+    ("short-key", "9 characters long; use at least 16"),
+    ("0123456789abcde", "15 characters long"),
+    ("   ", "only whitespace"),
+    ("\t\n ", "only whitespace"),
+    ("0123456789abcdef\x00x", "control character"),
+])
+def test_a_short_blank_or_unsendable_key_is_refused_at_start(tmp_path, key, says):
+    settings = Settings.from_env({"ARGUS_DATA_DIR": str(tmp_path), "TACHYON_API_KEY": key})
+    with pytest.raises(ConfigurationError, match="TACHYON_API_KEY") as refused:
+        require_api_key(settings)
+    assert says in str(refused.value)
+
+
+def test_a_short_key_in_the_key_file_is_refused(tmp_path):
+    settings = Settings.from_env({"ARGUS_DATA_DIR": str(tmp_path)})
+    settings.api_key_file.write_text("  tiny \n")
+    settings.api_key_file.chmod(0o600)
+    with pytest.raises(ConfigurationError, match="4 characters long"):
+        resolve_api_key(settings)
+
+
+def test_a_key_of_16_characters_is_used_without_surrounding_whitespace(tmp_path):
+    settings = Settings.from_env({"ARGUS_DATA_DIR": str(tmp_path), "TACHYON_API_KEY": " 0123456789abcdef\n"})
+    assert require_api_key(settings) == "0123456789abcdef"
 
 
 def test_a_key_file_readable_by_others_is_refused(tmp_path):

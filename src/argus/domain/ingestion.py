@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import attrs
 import numpy as np
 
@@ -52,3 +54,19 @@ class WarmupState:
     def progress(self) -> str:
         percent = min(100, int(100 * self.records_stored / self.min_records))
         return f"{percent}% (need {self.min_records} records minimum)"
+
+
+@attrs.frozen
+class AcceptedTimes:
+    """The record timestamps ingestion accepts, around the receiving server's clock.
+
+    Not more than ``max_clock_skew_s`` ahead (one record dated 2099 would otherwise stay a server's
+    newest record for ever) and not older than the records retention (it would be purged at once).
+    """
+
+    max_clock_skew_s: float = 300.0
+    retention_days: float = 35.0
+
+    def span(self, now: datetime) -> tuple[datetime, datetime]:
+        """(earliest, latest) accepted timestamp when the clock reads ``now``."""
+        return now - timedelta(days=self.retention_days), now + timedelta(seconds=self.max_clock_skew_s)

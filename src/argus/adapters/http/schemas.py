@@ -10,15 +10,20 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, NewType
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn
+from cattrs.gen import make_dict_structure_fn, override
 from cattrs.preconf.json import make_converter
 
-from argus.domain.metrics import METRIC_FIELDS, STATUS_VALUES, Record
+from argus.domain.ingestion import AcceptedTimes
+from argus.domain.metrics import FIELDS, MAX_SOCKETS, METRIC_FIELDS, STATUS_VALUES, MetricField, Record, wire_time
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +36,10 @@ ServerName = NewType("ServerName", str)
 Status = NewType("Status", str)
 
 SERVER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
-_SERVER_NAME_RE = re.compile(SERVER_NAME_PATTERN)
-MAX_COUNT = 1_000_000_000  # fits a 32-bit SQL INTEGER with room to spare
+#: ASCII only, matched against the whole name: a trailing newline or any lookalike letter
+#: (Cyrillic "р" for "p", fullwidth digits) is refused rather than normalised into another name.
+_SERVER_NAME_RE = re.compile(SERVER_NAME_PATTERN, re.ASCII)
+MAX_COUNT = MAX_SOCKETS  # the field table's bound on counts (see argus.domain.metrics.FIELDS)
 _EPOCH_MIN = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_MAX = datetime(2100, 1, 1, tzinfo=UTC)
 
@@ -69,7 +76,8 @@ def _at_least(number: float, low: float) -> None:
 
 def _at_most(number: float, high: float) -> None:
     if number > high:
-        raise FieldError(f"ensure this value is less than or equal to {high:g}", "value_error.number.not_le")
+        bound = int(high) if float(high).is_integer() else high
+        raise FieldError(f"ensure this value is less than or equal to {bound}", "value_error.number.not_le")
 
 
 def structure_percent(value: Any, _: type) -> float:
@@ -107,6 +115,23 @@ def structure_uptime(value: Any, _: type) -> int:
     return number
 
 
+def _field_hook(field: MetricField) -> Callable[[Any, type], float]:
+    """The structure hook of one numeric field: its type, then its range from the field table."""
+
+    def structure(value: Any, _: type) -> float:
+        number = _integer(value) if field.integer else _number(value)
+        _at_least(number, field.low)
+        _at_most(number, field.high)
+        return number
+
+    return structure
+
+
+#: The (earliest, latest, policy, now) a timestamp may have in the request being parsed (set by parse_feed).
+_accepted_span: ContextVar[tuple[datetime, datetime, AcceptedTimes, datetime] | None] = ContextVar(
+    "accepted_span", default=None)
+
+
 def structure_timestamp(value: Any, _: type) -> datetime:
     if not isinstance(value, str) or len(value) > 64:
         raise FieldError("invalid datetime format", "value_error.datetime")
@@ -117,13 +142,22 @@ def structure_timestamp(value: Any, _: type) -> datetime:
     parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     if not _EPOCH_MIN <= parsed < _EPOCH_MAX:
         raise FieldError("timestamp must be between 1970 and 2100", "value_error.datetime")
+    span = _accepted_span.get()
+    if span is not None:
+        earliest, latest, policy, now = span
+        if parsed > latest:
+            raise FieldError(f"timestamp is more than {policy.max_clock_skew_s:g} s ahead of the server's clock "
+                             f"({wire_time(now)} UTC): check the sender's clock", "value_error.datetime.future")
+        if parsed < earliest:
+            raise FieldError(f"timestamp is older than the records retention ({policy.retention_days:g} days: "
+                             f"before {wire_time(earliest)} UTC)", "value_error.datetime.too_old")
     return parsed
 
 
 def structure_server_name(value: Any, _: type) -> str:
     if not isinstance(value, str):
         raise FieldError("str type expected", "type_error.str")
-    if not _SERVER_NAME_RE.match(value):
+    if not _SERVER_NAME_RE.fullmatch(value):
         raise FieldError(f'string does not match regex "{SERVER_NAME_PATTERN}"', "value_error.str.regex")
     return value
 
@@ -177,7 +211,8 @@ def _make_converter() -> cattrs.Converter:
         (Status, structure_status),
     ):
         converter.register_structure_hook(new_type, hook)
-    generated = make_dict_structure_fn(RecordIn, converter)
+    bounded = {field.name: override(struct_hook=_field_hook(field)) for field in FIELDS}
+    generated = make_dict_structure_fn(RecordIn, converter, **bounded)
 
     def structure_record(value: Any, cls: type) -> RecordIn:
         if not isinstance(value, dict):
@@ -189,11 +224,65 @@ def _make_converter() -> cattrs.Converter:
 
 
 converter = _make_converter()
-_logged_extra_fields: set[str] = set()
 
 
-def parse_feed(body: Any, max_records: int) -> list[Record]:
-    """Validate a /feed/data body and return its records; raise RequestValidationError listing every problem."""
+class UnknownFieldReport:
+    """Counts unknown record fields and logs a short sample of them at most once per ``interval_s``.
+
+    Unknown fields are ignored, never stored; a client sending fresh names on every request must
+    not grow memory or the log: nothing is kept but two counters and a sample of a few names,
+    each cut to ``max_name_chars``, for the next report.
+    """
+
+    def __init__(self, interval_s: float = 60.0, sample_size: int = 5, max_name_chars: int = 64,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval_s, self.sample_size, self.max_name_chars = interval_s, sample_size, max_name_chars
+        self.clock = clock
+        self.total = 0  # unknown fields seen by this process
+        self._pending = 0  # seen since the last report
+        self._sample: list[str] = []
+        self._last_report = -math.inf
+        self._lock = threading.Lock()
+
+    def note(self, items: list[Any]) -> None:
+        """Count the unknown fields of ``items`` (records as posted); report when one is due."""
+        found, names = 0, []
+        for item in items:
+            if isinstance(item, dict) and len(item) != len(RECORD_FIELDS):
+                for key in item:
+                    if key not in RECORD_FIELDS:
+                        found += 1
+                        if len(names) < self.sample_size:
+                            names.append(str(key)[: self.max_name_chars])
+        if not found:
+            return
+        with self._lock:
+            self.total += found
+            self._pending += found
+            for name in names:
+                if len(self._sample) < self.sample_size and name not in self._sample:
+                    self._sample.append(name)
+            self._maybe_report()
+
+    def _maybe_report(self) -> None:
+        now = self.clock()
+        if now - self._last_report < self.interval_s:
+            return
+        log.warning("ignoring unknown record field(s): %s (%d unknown field(s) since the last report; "
+                    "at most one report every %.0f s)", ", ".join(repr(n) for n in self._sample), self._pending,
+                    self.interval_s)
+        self._last_report, self._pending, self._sample = now, 0, []
+
+
+unknown_fields = UnknownFieldReport()
+
+
+def parse_feed(body: Any, max_records: int, accepted: AcceptedTimes | None = None,
+               now: datetime | None = None) -> list[Record]:
+    """Validate a /feed/data body and return its records; raise RequestValidationError listing every problem.
+
+    With ``accepted``, timestamps must also lie within its span around ``now`` (default: the clock).
+    """
     if not isinstance(body, dict):
         raise RequestValidationError([_detail(["body"], "value is not a valid dict", "type_error.dict")])
     if "records" not in body:
@@ -207,11 +296,18 @@ def parse_feed(body: Any, max_records: int) -> list[Record]:
         )
     if len(items) > max_records:
         raise TooManyRecordsError(len(items), max_records)
-    _note_extra_fields(items)
+    unknown_fields.note(items)
+    span = None
+    if accepted is not None:
+        now = now or datetime.now(UTC)
+        span = (*accepted.span(now), accepted, now)
+    token = _accepted_span.set(span)
     try:
         parsed = converter.structure(items, list[RecordIn])
     except (cattrs.ClassValidationError, cattrs.IterableValidationError) as ex:
         raise RequestValidationError(validation_details(ex, ["body", "records"])) from None
+    finally:
+        _accepted_span.reset(token)
     return [item.to_domain() for item in parsed]
 
 
@@ -242,15 +338,3 @@ def validation_details(ex: BaseException, path: list[Any]) -> list[dict[str, Any
 
 def _detail(loc: list[Any], msg: str, type_: str) -> dict[str, Any]:
     return {"loc": loc, "msg": msg, "type": type_}
-
-
-def _note_extra_fields(items: list[Any]) -> None:
-    """Log each unknown field name once per process: ignored, never stored, never an error."""
-    extra: set[str] = set()
-    for item in items:
-        if isinstance(item, dict) and len(item) != len(RECORD_FIELDS):
-            extra.update(k for k in item if k not in RECORD_FIELDS)
-    new = extra - _logged_extra_fields
-    if new:
-        _logged_extra_fields.update(new)
-        log.warning("ignoring unknown record field(s): %s", ", ".join(sorted(map(str, new))))

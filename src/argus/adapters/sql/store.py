@@ -131,9 +131,10 @@ class SqlMetricsStore:
     def publish(self, items: dict[str, str]) -> None:
         """Replace the published bodies named in ``items`` (key -> JSON text) in one transaction."""
         with self.engine.begin() as connection:
-            self._publish_in(connection, items)
+            self.publish_in(connection, items)
 
-    def _publish_in(self, connection: sa.Connection, items: dict[str, str]) -> None:
+    def publish_in(self, connection: sa.Connection, items: dict[str, str]) -> None:
+        """Replace the published bodies named in ``items`` inside the caller's transaction."""
         if not items:
             return
         now = time.time()
@@ -164,47 +165,18 @@ class SqlMetricsStore:
         """Write one tick's events, active alerts, snapshot, per-server risk and bodies atomically."""
         at = result.at.timestamp()
         with self.engine.begin() as connection:
-            if result.events:
-                connection.execute(t.alert_events.insert(), [_event_row(e) for e in result.events])
-                for event in result.events:
-                    if event.event_type is EventType.RESOLVED:
-                        connection.execute(
-                            t.alert_events.update()
-                            .where(t.alert_events.c.server_name == event.server_name)
-                            .where(t.alert_events.c.raised_at == event.raised_at.timestamp())
-                            .values(resolved_at=event.at.timestamp())
-                        )
+            write_events(connection, result.events)
             connection.execute(t.active_alerts.delete())
             if result.active:
-                connection.execute(t.active_alerts.insert(), [_active_row(a) for a in result.active])
-            summary = result.summary
-            connection.execute(t.fleet_snapshots.insert(), {
-                "at": at, "total_servers": summary.total_servers, "critical_count": summary.critical,
-                "warning_count": summary.warning, "degraded_count": summary.degraded,
-                "healthy_count": summary.healthy, "fleet_health": summary.fleet_health,
-                "prob_30m": summary.prob_30m, "prob_8h": summary.prob_8h,
-                "expected_incidents_30m": summary.expected_incidents_30m,
-                "expected_incidents_8h": summary.expected_incidents_8h,
-            })
-            if result.assessments:
-                connection.execute(t.server_risk.insert(), [
-                    {"server_name": a.server_name, "at": at, "risk_score": a.score, "level": a.level.value}
-                    for a in result.assessments
-                ])
-            self._publish_in(connection, published)
+                connection.execute(t.active_alerts.insert(), [active_row(a) for a in result.active])
+            connection.execute(t.fleet_snapshots.insert(), fleet_row(result.summary, at))
+            write_risk(connection, result.assessments, at)
+            self.publish_in(connection, published)
 
     def active_alerts(self) -> list[ActiveAlert]:
         with self.engine.connect() as connection:
             rows = connection.execute(sa.select(t.active_alerts)).mappings().all()
-        return [
-            ActiveAlert(
-                server_name=r["server_name"], level=AlertLevel(r["level"]), risk_score=r["risk_score"],
-                profile=r["profile"], message=r["message"], raised_at=utc_from_epoch(r["raised_at"]),
-                time_to_issue_minutes=r["time_to_issue_minutes"], metric=r["metric"],
-                peak_level=AlertLevel(r["peak_level"]) if r["peak_level"] else None, breached=bool(r["breached"]),
-            )
-            for r in rows
-        ]
+        return [alert_from_row(r) for r in rows]
 
     # -- statements --------------------------------------------------------------------------
 
@@ -225,6 +197,52 @@ class SqlMetricsStore:
         newer = sa.case((insert.excluded.last_ts > t.servers.c.last_ts, insert.excluded.last_ts),
                         else_=t.servers.c.last_ts)
         return insert.on_conflict_do_update(index_elements=[t.servers.c.name], set_={"last_ts": newer})
+
+
+def write_events(connection: sa.Connection, events) -> None:
+    """Insert a tick's alert transitions; a resolution also closes the event that raised the alert."""
+    if not events:
+        return
+    connection.execute(t.alert_events.insert(), [_event_row(e) for e in events])
+    for event in events:
+        if event.event_type is EventType.RESOLVED:
+            connection.execute(
+                t.alert_events.update()
+                .where(t.alert_events.c.server_name == event.server_name)
+                .where(t.alert_events.c.raised_at == event.raised_at.timestamp())
+                .values(resolved_at=event.at.timestamp())
+            )
+
+
+def write_risk(connection: sa.Connection, assessments, at: float) -> None:
+    """Insert each assessed server's risk on this tick (server history)."""
+    if assessments:
+        connection.execute(t.server_risk.insert(), [
+            {"server_name": a.server_name, "at": at, "risk_score": a.score, "level": a.level.value}
+            for a in assessments
+        ])
+
+
+def fleet_row(summary, at: float) -> dict:
+    """The fleet_snapshots row of a tick's summary."""
+    return {
+        "at": at, "total_servers": summary.total_servers, "critical_count": summary.critical,
+        "warning_count": summary.warning, "degraded_count": summary.degraded,
+        "healthy_count": summary.healthy, "fleet_health": summary.fleet_health,
+        "prob_30m": summary.prob_30m, "prob_8h": summary.prob_8h,
+        "expected_incidents_30m": summary.expected_incidents_30m,
+        "expected_incidents_8h": summary.expected_incidents_8h,
+    }
+
+
+def alert_from_row(r) -> ActiveAlert:
+    """An active_alerts row (a mapping) as an ActiveAlert."""
+    return ActiveAlert(
+        server_name=r["server_name"], level=AlertLevel(r["level"]), risk_score=r["risk_score"],
+        profile=r["profile"], message=r["message"], raised_at=utc_from_epoch(r["raised_at"]),
+        time_to_issue_minutes=r["time_to_issue_minutes"], metric=r["metric"],
+        peak_level=AlertLevel(r["peak_level"]) if r["peak_level"] else None, breached=bool(r["breached"]),
+    )
 
 
 def _record_from_row(row) -> Record:
@@ -249,7 +267,7 @@ def _event_row(event) -> dict:
     }
 
 
-def _active_row(alert: ActiveAlert) -> dict:
+def active_row(alert: ActiveAlert) -> dict:
     return {
         "server_name": alert.server_name, "level": alert.level.value, "risk_score": alert.risk_score,
         "profile": alert.profile, "message": alert.message, "metric": alert.metric,

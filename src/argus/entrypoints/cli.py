@@ -28,6 +28,7 @@ def serve(host: str, port: int, workers: int, threads: int, generate_key: bool, 
     from argus.entrypoints.supervisor import Supervisor, prepare
 
     settings = _settings()
+    _reach_database(settings)
     try:
         prepare(settings, generate_key=generate_key, echo=click.echo)
     except ConfigurationError as ex:
@@ -41,7 +42,7 @@ def engine() -> None:
     """Run only the engine process (it waits as a standby while another engine leads)."""
     from argus.entrypoints.engine import run_engine
 
-    _settings()
+    _reach_database(_settings())
     run_engine()
 
 
@@ -52,6 +53,7 @@ def migrate() -> None:
     from argus.adapters.sql.database import migrate as run_migrations
 
     settings = _settings()
+    _reach_database(settings)
     db = create_db_engine(settings.database_url)
     run_migrations(db)
     db.dispose()
@@ -63,6 +65,49 @@ def _settings() -> Settings:
         return Settings.from_env()
     except ConfigurationError as ex:
         raise click.ClickException(str(ex)) from None
+
+
+CONNECT_TIMEOUT_S = 10
+
+
+def _reach_database(settings: Settings) -> None:
+    """Connect once before starting anything; when that fails, exit with one line, not a traceback.
+
+    The line names the URL (password hidden) and the driver's error in a phrase.
+    """
+    import sqlalchemy as sa
+
+    from argus.adapters.sql.database import create_db_engine
+
+    try:
+        url = sa.make_url(settings.database_url)
+    except sa.exc.ArgumentError:
+        raise click.ClickException("ARGUS_DATABASE_URL is not a database URL (e.g. postgresql://user:password@"
+                                   "host/argus or sqlite:////var/lib/argus/argus.db)") from None
+    try:
+        db = create_db_engine(settings.database_url)
+        if db.dialect.name == "postgresql":  # an unreachable host otherwise hangs for the OS's TCP timeout
+            sa.event.listen(db, "do_connect", _with_connect_timeout)
+        try:
+            with db.connect():
+                pass
+        finally:
+            db.dispose()
+    except (sa.exc.SQLAlchemyError, OSError, ImportError) as ex:
+        shown = url.render_as_string(hide_password=True)
+        raise click.ClickException(f"Cannot reach the database {shown}: {_phrase(ex, url.password)}") from None
+
+
+def _with_connect_timeout(_dialect, _record, _args, params) -> None:
+    params.setdefault("connect_timeout", CONNECT_TIMEOUT_S)  # returning anything would replace the connection
+
+
+def _phrase(ex: BaseException, password: str | None) -> str:
+    """The first line of the driver's own message (SQLAlchemy wraps it), the password masked if it shows."""
+    cause = getattr(ex, "orig", None) or ex
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    text = (lines[0] if lines else type(cause).__name__).removeprefix("connection failed: ")
+    return text.replace(password, "***") if password and len(password) >= 4 else text
 
 
 def _register_optional_commands() -> None:

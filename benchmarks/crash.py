@@ -83,7 +83,7 @@ class Fleet:
 def _start(data_dir: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "ARGUS_DATA_DIR": str(data_dir), "TACHYON_API_KEY": KEY, "ARGUS_LOG_LEVEL": "WARNING",
            "ARGUS_MODEL_DIR": str(data_dir / "no-models"), "ARGUS_RATE_LIMITS": "feed=100000/minute",
-           "ARGUS_ENGINE_POLL_S": "0.1"}
+           "ARGUS_ENGINE_POLL_S": "0.1", "ARGUS_RECORDS_RETENTION_DAYS": "36500"}  # the records are dated 2025
     return subprocess.Popen([sys.executable, "-m", "argus", "serve", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 

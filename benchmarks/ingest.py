@@ -68,7 +68,7 @@ def bench_in_process(data_dir: Path, servers: int, batch: int, requests: int, fi
     from argus.entrypoints.settings import Settings
 
     settings = Settings.from_env({"ARGUS_DATA_DIR": str(data_dir), "TACHYON_API_KEY": KEY,
-                                  "ARGUS_RATE_LIMITS": "feed=1000000/minute"})
+                                  "ARGUS_RATE_LIMITS": "feed=1000000/minute", "ARGUS_RECORDS_RETENTION_DAYS": "36500"})
     container = Container()
     container.settings.override(providers.Object(settings))
     client = testing.TestClient(container.app())
@@ -93,7 +93,7 @@ def bench_gunicorn(data_dir: Path, servers: int, batch: int, requests: int, firs
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "ARGUS_DATA_DIR": str(data_dir), "TACHYON_API_KEY": KEY, "ARGUS_LOG_LEVEL": "WARNING",
-           "ARGUS_RATE_LIMITS": "feed=1000000/minute"}
+           "ARGUS_RATE_LIMITS": "feed=1000000/minute", "ARGUS_RECORDS_RETENTION_DAYS": "36500"}  # records of 2025
     server = subprocess.Popen([sys.executable, "-m", "argus", "serve", "--port", str(port), "--workers", "1"],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -116,6 +116,7 @@ def main() -> None:
             port = sock.getsockname()[1]
         env = {**os.environ, "ARGUS_DATA_DIR": tmp, "TACHYON_API_KEY": KEY, "ARGUS_LOG_LEVEL": "WARNING",
                "ARGUS_MODEL_DIR": str(args.model_dir.resolve()),
+               "ARGUS_RECORDS_RETENTION_DAYS": "36500",  # the records are dated 2025
                # Explanations keep the reference's 30/minute: each costs the engine a second or two of
                # model time, so a client polling them faster gets documented 429s, not a queue.
                "ARGUS_RATE_LIMITS": ",".join(f"{g}=1000000/minute" for g in ("feed", "predictions", "alerts"))}

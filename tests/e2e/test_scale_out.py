@@ -29,7 +29,7 @@ KEY = "scale-key-abcdefghijklmnop"
 def _env(tmp_path, **extra) -> dict:
     return {**os.environ, "ARGUS_DATA_DIR": str(tmp_path), "TACHYON_API_KEY": KEY, "ARGUS_DATABASE_URL": POSTGRES_URL,
             "ARGUS_RATE_LIMIT_STORAGE": REDIS_URL, "ARGUS_MODEL_DIR": str(tmp_path / "no-models"),
-            "ARGUS_ENGINE_POLL_S": "0.1", **extra}
+            "ARGUS_ENGINE_POLL_S": "0.1", "ARGUS_RECORDS_RETENTION_DAYS": "36500", **extra}  # data of 2025
 
 
 def _call(port: int, path: str, body: object | None = None) -> tuple[int, dict]:

@@ -56,7 +56,7 @@ def _wait_for(predicate, timeout_s: float = 30.0):
 class Served:
     def __init__(self, tmp_path, port: int, workers: int = 2) -> None:
         env = {**os.environ, "ARGUS_DATA_DIR": str(tmp_path), "TACHYON_API_KEY": KEY, "ARGUS_ENGINE_POLL_S": "0.2",
-               "ARGUS_MODEL_DIR": str(tmp_path / "models")}
+               "ARGUS_MODEL_DIR": str(tmp_path / "models"), "ARGUS_RECORDS_RETENTION_DAYS": "36500"}  # data of 2025
         self.log = open(tmp_path / f"serve-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "argus", "serve", "--port", str(port), "--workers", str(workers)],

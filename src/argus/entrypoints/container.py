@@ -24,6 +24,7 @@ from argus.adapters.tft.registry import DirectoryModelRegistry
 from argus.adapters.training_process import TrainingSupervisor
 from argus.domain.channel import EngineClient, RequestRouter
 from argus.domain.history import RetentionSweep
+from argus.domain.ingestion import AcceptedTimes
 from argus.domain.profiles import ProfileResolver
 from argus.domain.services import Engine, EngineStatus, WindowKeeper
 from argus.domain.ticks import Predictor
@@ -151,6 +152,8 @@ class Container(containers.DeclarativeContainer):
         admin_timeout_s=settings.provided.admin_timeout_s,
         explain_timeout_s=settings.provided.explain_timeout_s,
         metrics_query=metrics_query.provided.recent,
+        accepted_times=providers.Factory(AcceptedTimes, max_clock_skew_s=settings.provided.max_clock_skew_s,
+                                         retention_days=settings.provided.records_retention_days),
     )
 
     # The engine process only: the model is loaded here, never in a web worker or the gunicorn master.
@@ -181,7 +184,8 @@ class Container(containers.DeclarativeContainer):
     history_sweep = providers.Singleton(
         RetentionSweep, retention=history, retention_days=settings.provided.history_retention_days
     )
-    window_keeper = providers.Factory(WindowKeeper, feed=store, capacity=settings.provided.rolling_window_size)
+    window_keeper = providers.Factory(WindowKeeper, feed=store, capacity=settings.provided.rolling_window_size,
+                                      max_future_s=settings.provided.max_clock_skew_s)
     engine = providers.Factory(
         Engine,
         keeper=window_keeper,

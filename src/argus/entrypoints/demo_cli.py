@@ -19,6 +19,7 @@ from argus.domain.metrics import STEP_SECONDS
 DEMO_RATE_LIMITS = "feed=6000/minute,predictions=600/minute,alerts=600/minute,explain=120/minute,historical=120/minute"
 BACKFILL_STEPS_PER_REQUEST = 12
 STATUS_EVERY_S = 2.0
+DEMO_CLOCK_SKEW_S = 10 * 365 * 86400  # simulated time runs ahead of the clock (--speed): accept it
 LEVEL_MARKS = (("critical", "🔴"), ("warning", "🟠"), ("degraded", "🟡"), ("healthy", "🟢"))
 
 
@@ -99,7 +100,8 @@ def _fresh_data_dir(data_dir: Path) -> str:
 
 def _start_server(data_dir: Path, key: str, host: str, port: int) -> subprocess.Popen:
     env = {**os.environ, "ARGUS_DATA_DIR": str(data_dir), "ARGUS_DATABASE_URL": f"sqlite:///{data_dir / 'argus.db'}",
-           "TACHYON_API_KEY": key, "ARGUS_RATE_LIMITS": os.environ.get("ARGUS_RATE_LIMITS", DEMO_RATE_LIMITS)}
+           "TACHYON_API_KEY": key, "ARGUS_RATE_LIMITS": os.environ.get("ARGUS_RATE_LIMITS", DEMO_RATE_LIMITS),
+           "ARGUS_MAX_CLOCK_SKEW_S": str(DEMO_CLOCK_SKEW_S)}
     model_dir = Path(os.environ.get("ARGUS_MODEL_DIR") or "models").resolve()
     if not (model_dir / "CURRENT").exists():
         click.echo(f"warning: no model in {model_dir} (set ARGUS_MODEL_DIR): predictions will say Model not loaded")

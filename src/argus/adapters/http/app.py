@@ -34,6 +34,7 @@ from argus.adapters.http.resources import (
     PublishedBodies,
     StatusResource,
 )
+from argus.domain.ingestion import AcceptedTimes
 from argus.ports.history import HistoryStore
 from argus.ports.storage import MetricsStore, PublishedResults
 
@@ -119,6 +120,7 @@ def build_app(
     admin_timeout_s: float = 60.0,
     explain_timeout_s: float = 10.0,
     metrics_query=None,
+    accepted_times: AcceptedTimes | None = None,
 ) -> falcon.App:
     """Assemble the WSGI app; every collaborator comes in from the container."""
     app = falcon.App(
@@ -137,7 +139,7 @@ def build_app(
     app.add_route(
         "/feed/data",
         FeedResource(store, max_body_bytes=max_body_bytes, max_records=max_records_per_request,
-                     rolling_window_size=rolling_window_size),
+                     rolling_window_size=rolling_window_size, accepted_times=accepted_times),
     )
     bodies = PublishedBodies(published)
     app.add_route("/predictions/current", PredictionsResource(bodies, store, engine))

@@ -12,7 +12,7 @@ import orjson
 
 from argus.adapters.http.schemas import parse_feed
 from argus.domain.errors import ModelNotLoadedError
-from argus.domain.ingestion import WARMUP_MIN_RECORDS, WarmupState
+from argus.domain.ingestion import WARMUP_MIN_RECORDS, AcceptedTimes, WarmupState
 from argus.domain.metrics import wire_time
 from argus.ports.storage import MetricsStore, PublishedResults
 
@@ -107,15 +107,17 @@ class FeedResource:
 
     rate_limit_group = "feed"
 
-    def __init__(self, store: MetricsStore, *, max_body_bytes: int, max_records: int, rolling_window_size: int):
+    def __init__(self, store: MetricsStore, *, max_body_bytes: int, max_records: int, rolling_window_size: int,
+                 accepted_times: AcceptedTimes | None = None):
         self._store = store
         self._max_body_bytes = max_body_bytes
         self._max_records = max_records
+        self._accepted_times = accepted_times  # None: any timestamp from 1970 to 2100
         self._rolling_window_size = rolling_window_size
         self._warm = False  # once the fleet is warm it stays warm: skip the count
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        records = parse_feed(read_json(req, self._max_body_bytes), self._max_records)
+        records = parse_feed(read_json(req, self._max_body_bytes), self._max_records, self._accepted_times)
         receipt = self._store.write_batch(records, request_id=getattr(req.context, "request_id", None))
         warmup = WarmupState(WARMUP_MIN_RECORDS if self._warm else self._store.count_records(WARMUP_MIN_RECORDS))
         self._warm = warmup.complete

@@ -25,7 +25,7 @@ from argus.adapters.http.schemas import (
     Timestamp,
     UptimeDays,
 )
-from argus.domain.metrics import STATUS_VALUES
+from argus.domain.metrics import FIELDS, STATUS_VALUES
 
 TIME_RANGES = ["30m", "1h", "8h", "1d", "1w", "1M"]
 _NUMBER = {"type": "number"}
@@ -46,11 +46,13 @@ _FIELD_SCHEMAS: dict[Any, dict[str, Any]] = {
 def record_schema() -> dict[str, Any]:
     """The /feed/data record, generated from ``RecordIn``."""
     fields = attrs.fields(RecordIn)
+    kind = {True: int, False: float}
+    bounds = {f.name: {"minimum": kind[f.integer](f.low), "maximum": kind[f.integer](f.high)} for f in FIELDS}
     return {
         "type": "object",
         "required": [f.name for f in fields],
-        "properties": {f.name: dict(_FIELD_SCHEMAS[f.type]) for f in fields},
-        "additionalProperties": True,  # unknown fields are ignored (and logged once)
+        "properties": {f.name: {**_FIELD_SCHEMAS[f.type], **bounds.get(f.name, {})} for f in fields},
+        "additionalProperties": True,  # unknown fields are ignored (counted, a sample logged once a minute)
     }
 
 

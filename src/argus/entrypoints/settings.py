@@ -96,6 +96,8 @@ class Settings:
     engine_poll_interval_s: float = 0.25
     tick_interval_s: float = 2.0
     engine_stale_after_s: float = 30.0
+    engine_sharding: bool = False
+    engine_lease_s: float = 10.0
     torch_threads: int = 1
     log_level: str = "INFO"
     disabled_plugins: tuple[str, ...] = ()
@@ -145,6 +147,8 @@ class Settings:
             engine_poll_interval_s=_float(env, "ARGUS_ENGINE_POLL_S", 0.25),
             tick_interval_s=_float(env, "ARGUS_TICK_INTERVAL_S", 2.0),
             engine_stale_after_s=_float(env, "ARGUS_ENGINE_STALE_AFTER_S", 30.0),
+            engine_sharding=_choice(env, "ARGUS_ENGINE_SHARDING", ("0", "1"), "0") == "1",
+            engine_lease_s=_float(env, "ARGUS_ENGINE_LEASE_S", 10.0),
             torch_threads=_int(env, "ARGUS_TORCH_THREADS", 1, minimum=1),
             log_level=(env.get("ARGUS_LOG_LEVEL") or "INFO").upper(),
             disabled_plugins=disabled,

@@ -104,10 +104,15 @@ class LeaderLock:
 
     The lock lives as long as this object holds it (a file descriptor or a session), so a killed
     leader releases it at once and a standby engine takes over on its next ``try_acquire``.
+
+    ``shared=True`` (sharded engines, PostgreSQL only) takes the same advisory lock in shared mode:
+    any number of sharded engines run together, but never beside a single engine holding it
+    exclusively, so a fleet is forecast either by one engine or by partition leases, not both.
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, shared: bool = False) -> None:
         self._engine = engine
+        self._shared = shared
         self._fd: int | None = None
         self._connection: sa.Connection | None = None
 
@@ -130,7 +135,8 @@ class LeaderLock:
             return True
         if self._engine.dialect.name == "postgresql":
             connection = self._engine.connect()
-            got = connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": _ADVISORY_KEY_ENGINE})
+            take = "pg_try_advisory_lock_shared" if self._shared else "pg_try_advisory_lock"
+            got = connection.execute(sa.text(f"SELECT {take}(:k)"), {"k": _ADVISORY_KEY_ENGINE})
             connection.commit()
             if got.scalar():
                 self._connection = connection

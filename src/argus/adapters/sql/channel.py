@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -45,21 +46,31 @@ class SqlEngineChannel:
             connection.execute(_T.update().where(_T.c.id == request, _T.c.status == "pending")
                                .values(status="expired", finished_at=time.time()))
 
-    def claim(self, limit: int, now: float) -> list[EngineRequest]:
-        """Mark up to ``limit`` pending, unexpired requests running and return them, oldest first."""
+    def claim(self, limit: int, now: float,
+              accept: Callable[[str, dict[str, Any]], bool] | None = None) -> list[EngineRequest]:
+        """Mark up to ``limit`` pending, unexpired requests running and return them, oldest first.
+
+        ``accept(kind, payload)`` leaves the requests it refuses pending for another engine (a
+        sharded engine answers only about the servers it holds).
+        """
         with self.engine.begin() as connection:
             connection.execute(_T.update().where(_T.c.status == "pending", _T.c.deadline_at < now)
                                .values(status="expired", finished_at=now))
             rows = connection.execute(
                 sa.select(_T.c.id, _T.c.kind, _T.c.payload, _T.c.deadline_at)
-                .where(_T.c.status == "pending").order_by(_T.c.id).limit(limit)
+                .where(_T.c.status == "pending").order_by(_T.c.id).limit(limit if accept is None else 200)
             ).all()
             claimed = []
             for row in rows:
+                payload = orjson.loads(row.payload)
+                if accept is not None and not accept(row.kind, payload):
+                    continue
                 updated = connection.execute(_T.update().where(_T.c.id == row.id, _T.c.status == "pending")
                                              .values(status="running"))
                 if updated.rowcount:
-                    claimed.append(EngineRequest(row.id, row.kind, orjson.loads(row.payload), row.deadline_at))
+                    claimed.append(EngineRequest(row.id, row.kind, payload, row.deadline_at))
+                if len(claimed) >= limit:
+                    break
             return claimed
 
     def answer(self, request: int, result: dict[str, Any]) -> None:

@@ -23,9 +23,14 @@ class TimedEngine:
     def __init__(self, clock: SteppingClock, step_s: float, stop: threading.Event, max_steps: int = 500) -> None:
         self.clock, self.step_s, self.stop, self.max_steps = clock, step_s, stop, max_steps
         self.steps = 0
+        self.status = SimpleNamespace(process={"pid": 1})
+        self.published: list[dict | None] = []
 
     def start(self) -> None:
         pass
+
+    def publish_status(self) -> None:
+        self.published.append(self.status.process)
 
     def step(self) -> None:
         self.steps += 1
@@ -47,7 +52,8 @@ class LockHeldFor:
 def _run(step_s: float, lock: LockHeldFor) -> TimedEngine:
     clock, stop = SteppingClock(), threading.Event()
     engine = TimedEngine(clock, step_s, stop)
-    container = SimpleNamespace(settings=lambda: Settings(engine_poll_interval_s=0.0001), engine=lambda: engine)
+    container = SimpleNamespace(settings=lambda: Settings(engine_poll_interval_s=0.0001), engine=lambda: engine,
+                                engine_loop=lambda: engine)
     _lead(container, lock, stop, clock=clock)
     return engine
 
@@ -62,3 +68,13 @@ def test_quick_steps_check_the_lock_once_per_interval():
     engine = _run(step_s=1.0, lock=lock)
     assert lock.checks == 4
     assert engine.steps == 4 * LOCK_CHECK_EVERY_S
+
+
+def test_a_stopped_engine_says_so_so_that_workers_elsewhere_need_not_wait_for_a_stale_heartbeat():
+    clock, stop = SteppingClock(), threading.Event()
+    engine = TimedEngine(clock, 1.0, stop, max_steps=3)  # stop is set after the third step
+    container = SimpleNamespace(settings=lambda: Settings(engine_poll_interval_s=0.0001), engine=lambda: engine,
+                                engine_loop=lambda: engine)
+    _lead(container, LockHeldFor(checks=100), stop, clock=clock)
+    assert engine.steps == 3
+    assert engine.published[-1]["pid"] == 1 and engine.published[-1]["stopped_at"] > 0

@@ -109,11 +109,15 @@ class EngineStatus:
     model_loaded: bool = False
     model_path: str | None = None
     last_prediction: datetime | None = None
+    #: Who publishes (pid, host, ...), so a web worker on the same host can ask whether it still runs;
+    #: ``stopped_at`` is added when the engine stops cleanly. Workers read it, /status does not show it.
+    process: dict[str, object] | None = None
 
     def render(self, windows: FleetWindows, min_history_steps: int) -> str:
         records = windows.total_records()
         return json.dumps(
             {
+                "process": self.process,
                 "model_loaded": self.model_loaded,
                 "model_path": self.model_path,
                 "rolling_window_size": self.rolling_window_size,

@@ -13,6 +13,7 @@ from argus.adapters.explain.service import ExplainService, with_explanations
 from argus.adapters.http.app import build_app
 from argus.adapters.http.ratelimit import RateLimiter
 from argus.adapters.http.snapshots import render_tick
+from argus.adapters.liveness import this_process
 from argus.adapters.sql.channel import SqlEngineChannel
 from argus.adapters.sql.database import LeaderLock, create_db_engine, migrate
 from argus.adapters.sql.history import SqlHistoryStore
@@ -110,7 +111,7 @@ def make_engine_status(settings: Settings, forecaster) -> EngineStatus:
     if forecaster is not None:
         model_path = f"{settings.model_dir.name}/{forecaster.name}"
     return EngineStatus(started_at=time.time(), rolling_window_size=settings.rolling_window_size,
-                        model_loaded=forecaster is not None, model_path=model_path)
+                        model_loaded=forecaster is not None, model_path=model_path, process=this_process())
 
 
 class Container(containers.DeclarativeContainer):

@@ -59,6 +59,19 @@ def _lead(container: Container, lock, stop: threading.Event, clock: Callable[[],
             if not lock.still_held():
                 log.error("lost the leader lock; rejoining as standby")
                 return
+    _announce_stop(engine)
+
+
+def _announce_stop(engine) -> None:
+    """Tell web workers on every host that this engine stopped (else they wait for its heartbeat to go stale)."""
+    status = getattr(engine, "status", None)
+    if status is None:
+        return
+    status.process = {**(status.process or {}), "stopped_at": time.time()}
+    try:
+        engine.publish_status()
+    except Exception as ex:  # noqa: BLE001 - stopping goes on; workers fall back to the heartbeat's age
+        log.warning("could not publish that the engine stopped: %s", ex)
 
 
 def _stop_on_signals() -> threading.Event:

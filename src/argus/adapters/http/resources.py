@@ -11,6 +11,7 @@ import falcon
 import orjson
 
 from argus.adapters.http.schemas import parse_feed
+from argus.adapters.liveness import process_alive
 from argus.domain.errors import ModelNotLoadedError
 from argus.domain.ingestion import WARMUP_MIN_RECORDS, AcceptedTimes, WarmupState
 from argus.domain.metrics import wire_time
@@ -44,12 +45,20 @@ class EngineView:
         self._stale_after_s = stale_after_s
 
     def read(self) -> tuple[dict[str, Any] | None, bool, float | None]:
-        """Return (status body or None, engine alive, heartbeat age in seconds or None)."""
+        """Return (status body or None, engine alive, heartbeat age in seconds or None).
+
+        Alive means a fresh heartbeat and, when the engine runs on this host, its process still
+        there: a killed engine reads as stopped at once, not ``stale_after_s`` later.
+        """
         item = self._published.read_published("status")
         if item is None:
             return None, False, None
         age = max(0.0, time.time() - item.updated_at)
-        return orjson.loads(item.body), age <= self._stale_after_s, round(age, 1)
+        status = orjson.loads(item.body)
+        process = status.pop("process", None)
+        stopped = isinstance(process, dict) and process.get("stopped_at") is not None
+        alive = age <= self._stale_after_s and not stopped and process_alive(process) is not False
+        return status, alive, round(age, 1)
 
 
 class HealthResource:

@@ -120,3 +120,18 @@ def test_histories_align_each_window_on_its_last_measured_step():
 def test_peers_are_the_issue_list(name):
     assert name in {"last_value", "seasonal_naive", "same_time_median_7d", "predict_linear_1h",
                     "predict_linear_6h", "damped_trend"}
+
+
+def test_profile_level_anchors_on_the_last_half_hour_not_on_one_noisy_step():
+    """Today runs 5 points above the daily profile: the offset carries at short horizons; one spike in the
+    last step moves the anchor by a sixth of itself (the mean over GAP_STEPS), not by all of it."""
+    y = SINE.copy()
+    y[L - 288 :] += 5.0  # today: the same shape, 5 points higher
+    calm = _run(_y({CPU: y}))["profile_level"][0, 0, :, CPU]
+    ideal = 50 + 20 * np.sin(2 * np.pi * FUTURE / 288)
+    assert abs(calm[0] - (ideal[0] + 5.0 * structural.PROFILE_LEVEL_DECAY)) < 0.3
+    spiked = y.copy()
+    spiked[-1] += 30.0
+    jumped = _run(_y({CPU: spiked}))["profile_level"][0, 0, :, CPU]
+    shift = (jumped[0] - calm[0]) / structural.PROFILE_LEVEL_DECAY
+    assert shift == pytest.approx(30.0 / structural.GAP_STEPS, abs=0.05)

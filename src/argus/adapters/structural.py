@@ -14,6 +14,7 @@ ranges. Nothing here reads a value after its origin.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 
@@ -34,6 +35,7 @@ DAMPED_WARMUP = 144  # steps each series runs before its earliest origin
 DAMPED_INIT_STEPS = 12  # its level and trend start from the line through its first hour
 PROFILE_SMOOTH = 2  # profile_level averages the 7-day profile over +-2 steps
 PROFILE_LEVEL_DECAY = 0.97  # per step: the gap between the last value and the profile halves in ~2 h
+GAP_STEPS = 6  # profile_level measures today's offset from the profile over the last 30 minutes
 
 
 
@@ -121,6 +123,8 @@ class Context:
         self.valid = self.origins >= 0
         #: Only the part of the grid an origin can reach back to is ever read (besides the profile's days).
         self.first = int(self.origins[self.valid].min()) if self.valid.any() else y.shape[1] - 1
+        #: the profile is computed from here: ``GAP_STEPS`` before the first origin (profile_level's offset)
+        self.profile_start = max(0, self.first - GAP_STEPS + 1)
 
     @cached_property
     def level(self) -> np.ndarray:
@@ -139,7 +143,7 @@ class Context:
         The median at grid position p reads p - 288 d (d = 1..7), all before any origin that forecasts
         p (H < 288), so it is computed once per position and shared by every origin.
         """
-        positions = np.arange(self.first, self.y.shape[1] + self.horizon)
+        positions = np.arange(self.profile_start, self.y.shape[1] + self.horizon)
         back = DAY_STEPS * np.arange(1, WEEK_DAYS + 1)
         index = np.broadcast_to(positions[:, None] - back[None, :], (self.y.shape[0], len(positions), len(back)))
         median, _ = _nan_median(_gather(self.y, index), axis=2)
@@ -147,7 +151,7 @@ class Context:
 
     def _at_steps(self, by_position: np.ndarray) -> np.ndarray:
         """(B, K, 1 + len(steps), T): ``by_position`` at each origin (step 0) and at each of ``steps``."""
-        rel = self.origins[:, :, None] + np.concatenate([[0], self.steps])[None, None, :] - self.first
+        rel = self.origins[:, :, None] + np.concatenate([[0], self.steps])[None, None, :] - self.profile_start
         return _gather(by_position, np.where(self.valid[:, :, None], rel, -1))
 
     @cached_property
@@ -159,6 +163,22 @@ class Context:
     def smooth_profile(self) -> np.ndarray:
         """``profile`` averaged over +-``PROFILE_SMOOTH`` grid steps: a calmer shape (one noisy day does not
         pull a crossing early); positions without a profile stay NaN."""
+        return self._at_steps(self._smooth_by_position)
+
+    @cached_property
+    def profile_gap(self) -> np.ndarray:
+        """(B, K, T): today's offset from the smoothed profile, the mean of (measured - profile) over the last
+        ``GAP_STEPS`` steps up to each origin (one noisy step does not move the anchor); NaN where none."""
+        back = self.origins[:, :, None] - np.arange(GAP_STEPS)[None, None, :]
+        back = np.where(self.valid[:, :, None], back, -1)
+        measured = _gather(self.y, back)
+        profile = _gather(self._smooth_by_position, np.where(back >= self.profile_start, back - self.profile_start, -1))
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # no overlap: NaN on purpose
+            return np.nanmean(measured - profile, axis=2)
+
+    @cached_property
+    def _smooth_by_position(self) -> np.ndarray:
         p, w = self._median_by_position, PROFILE_SMOOTH
         ok = np.isfinite(p)
         pad = ((0, 0), (w + 1, w), (0, 0))
@@ -168,7 +188,7 @@ class Context:
         total = csum[:, 2 * w + 1 : 2 * w + 1 + n] - csum[:, :n]
         seen = ccount[:, 2 * w + 1 : 2 * w + 1 + n] - ccount[:, :n]
         with np.errstate(invalid="ignore", divide="ignore"):
-            return self._at_steps(np.where(ok & (seen > 0), total / seen, np.nan))
+            return np.where(ok & (seen > 0), total / seen, np.nan)
 
     def fallback(self, forecast: np.ndarray) -> np.ndarray:
         """Clip to the targets' ranges; the last value wherever ``forecast`` is not finite."""
@@ -210,7 +230,7 @@ def profile_level(ctx: Context) -> np.ndarray:
     Short horizons follow the level (a server running above its usual), long ones the daily shape.
     """
     profile = ctx.smooth_profile
-    gap = ctx.level - profile[:, :, 0]
+    gap = ctx.profile_gap
     decay = PROFILE_LEVEL_DECAY ** ctx.steps
     gap = np.where(np.isfinite(gap), gap, 0.0)
     return ctx.fallback(profile[:, :, 1:] + gap[:, :, None, :] * decay[None, None, :, None])

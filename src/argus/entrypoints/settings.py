@@ -93,6 +93,7 @@ class Settings:
     rolling_window_size: int = 2880
     max_body_bytes: int = 10 * MIB
     max_records_per_request: int = 50_000
+    request_read_timeout_s: float = 10.0
     engine_poll_interval_s: float = 0.25
     tick_interval_s: float = 2.0
     engine_stale_after_s: float = 30.0
@@ -144,6 +145,7 @@ class Settings:
             rolling_window_size=_int(env, "ARGUS_ROLLING_WINDOW_SIZE", 2880, minimum=12),
             max_body_bytes=_int(env, "ARGUS_MAX_BODY_BYTES", 10 * MIB, minimum=1024),
             max_records_per_request=_int(env, "ARGUS_MAX_RECORDS_PER_REQUEST", 50_000, minimum=1),
+            request_read_timeout_s=_float(env, "ARGUS_REQUEST_READ_TIMEOUT_S", 10.0),
             engine_poll_interval_s=_float(env, "ARGUS_ENGINE_POLL_S", 0.25),
             tick_interval_s=_float(env, "ARGUS_TICK_INTERVAL_S", 2.0),
             engine_stale_after_s=_float(env, "ARGUS_ENGINE_STALE_AFTER_S", 30.0),

@@ -23,6 +23,11 @@ from argus.domain.alerts import AlertLevel
 PARTITIONS = 64
 
 
+def body_key(partition: int) -> str:
+    """The published-body key under which a sharded engine hands over one partition's prediction entries."""
+    return f"partition:{partition}"
+
+
 def partition_of(server_name: str, partitions: int = PARTITIONS) -> int:
     """Return the partition of ``server_name``: a stable hash (CRC-32 of its UTF-8), the same in every process."""
     return zlib.crc32(server_name.encode()) % partitions

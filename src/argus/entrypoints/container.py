@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 import time
 from collections.abc import Iterator
 
@@ -11,23 +14,29 @@ from dependency_injector import containers, providers
 
 from argus.adapters.explain.service import ExplainService, with_explanations
 from argus.adapters.http.app import build_app
+from argus.adapters.http.merged import ShardedPublished
 from argus.adapters.http.ratelimit import RateLimiter
-from argus.adapters.http.snapshots import render_tick
+from argus.adapters.http.snapshots import render_partitions, render_tick
 from argus.adapters.liveness import this_process
 from argus.adapters.sql.channel import SqlEngineChannel
 from argus.adapters.sql.database import LeaderLock, create_db_engine, migrate
 from argus.adapters.sql.history import SqlHistoryStore
+from argus.adapters.sql.leases import LeaseRenewer, SqlPartitionLeases
 from argus.adapters.sql.metrics_query import SqlMetricsQuery
+from argus.adapters.sql.shards import SqlShardPublisher, SqlShardReader
 from argus.adapters.sql.store import SqlMetricsStore
 from argus.adapters.sql.training_runs import SqlTrainingRuns
 from argus.adapters.tft.manager import ModelManager
 from argus.adapters.tft.registry import DirectoryModelRegistry
 from argus.adapters.training_process import TrainingSupervisor
 from argus.domain.channel import EngineClient, RequestRouter
+from argus.domain.errors import ConfigurationError
 from argus.domain.history import RetentionSweep
 from argus.domain.ingestion import AcceptedTimes
+from argus.domain.partitions import Ownership
 from argus.domain.profiles import ProfileResolver
 from argus.domain.services import Engine, EngineStatus, WindowKeeper
+from argus.domain.sharding import OwnedFeed, OwnedRequests, PartitionedEngine
 from argus.domain.ticks import Predictor
 from argus.entrypoints.keys import require_api_key
 from argus.entrypoints.settings import Settings
@@ -114,6 +123,41 @@ def make_engine_status(settings: Settings, forecaster) -> EngineStatus:
                         model_loaded=forecaster is not None, model_path=model_path, process=this_process())
 
 
+def engine_mode(settings: Settings) -> str:
+    """``sharded`` when several engines share the fleet (ARGUS_ENGINE_SHARDING=1), else ``single``."""
+    return "sharded" if settings.engine_sharding else "single"
+
+
+def make_leader_lock(engine: sa.Engine, settings: Settings) -> LeaderLock:
+    """The engine lock: exclusive for the single engine, shared by sharded engines (PostgreSQL only)."""
+    if settings.engine_sharding and engine.dialect.name != "postgresql":
+        raise ConfigurationError("ARGUS_ENGINE_SHARDING=1 needs PostgreSQL (ARGUS_DATABASE_URL=postgresql://...); "
+                                 "with SQLite one engine forecasts the whole fleet")
+    return LeaderLock(engine, shared=settings.engine_sharding)
+
+
+def make_engine_id() -> str:
+    """A name for this engine process in the lease table: host, pid and a random suffix (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def open_lease_renewer(leases: SqlPartitionLeases) -> Iterator[LeaseRenewer]:
+    """Run lease rounds in a thread while the engine runs; give the partitions back at shutdown."""
+    renewer = LeaseRenewer(leases)
+    renewer.start()
+    try:
+        yield renewer
+    finally:
+        renewer.stop()
+
+
+def make_published_view(store: SqlMetricsStore, engine: sa.Engine, settings: Settings):
+    """What web workers serve: on PostgreSQL the union of sharded engines' partitions when newer, else the store."""
+    if engine.dialect.name != "postgresql":
+        return store
+    return ShardedPublished(store, SqlShardReader(engine), stale_after_s=settings.engine_stale_after_s)
+
+
 class Container(containers.DeclarativeContainer):
     """Providers for web workers (``app``) and the engine process (``engine``, ``leader_lock``)."""
 
@@ -139,7 +183,7 @@ class Container(containers.DeclarativeContainer):
         build_app,
         api_key=api_key,
         store=store,
-        published=store,
+        published=providers.Singleton(make_published_view, store=store, engine=db_engine, settings=settings),
         limiter=limiter,
         rolling_window_size=settings.provided.rolling_window_size,
         max_body_bytes=settings.provided.max_body_bytes,
@@ -174,30 +218,54 @@ class Container(containers.DeclarativeContainer):
                                               manager=model_manager)
     explain_service = providers.Singleton(make_explain_service, predictor=predictor, plugins=plugins, store=store,
                                           settings=settings)
+    # Several engines sharing the fleet (ARGUS_ENGINE_SHARDING=1): each follows the partitions it leases.
+    mode = providers.Callable(engine_mode, settings)
+    engine_id = providers.Singleton(make_engine_id)
+    ownership = providers.Singleton(Ownership)
+    partition_leases = providers.Singleton(SqlPartitionLeases, engine=db_engine, engine_id=engine_id,
+                                           ttl_s=settings.provided.engine_lease_s)
+    lease_renewer = providers.Resource(open_lease_renewer, leases=partition_leases)
+    shard_publisher = providers.Singleton(SqlShardPublisher, store=store, engine_id=engine_id, ownership=ownership)
+    owned_feed = providers.Singleton(OwnedFeed, feed=store, ownership=ownership,
+                                     server_names=store.provided.server_names,
+                                     histories=shard_publisher.provided.histories_of)
+    engine_feed = providers.Selector(mode, single=store, sharded=owned_feed)
+    engine_results = providers.Selector(mode, single=store, sharded=shard_publisher)
+    engine_render = providers.Selector(mode, single=providers.Object(render_tick),
+                                       sharded=providers.Object(render_partitions))
+    engine_channel = providers.Selector(
+        mode, single=channel, sharded=providers.Singleton(OwnedRequests, channel=channel, ownership=ownership))
+
     request_router = providers.Singleton(
-        make_router, channel=channel,
+        make_router, channel=engine_channel,
         explain=explain_service.provided.handle,
         reload_model=providers.Callable(lambda m: lambda p: m.reload(p.get("name")), model_manager),
         start_training=training_supervisor.provided.start,
         cancel_training=training_supervisor.provided.cancel,
     )
-    leader_lock = providers.Singleton(LeaderLock, engine=db_engine)
+    leader_lock = providers.Singleton(make_leader_lock, engine=db_engine, settings=settings)
     history_sweep = providers.Singleton(
         RetentionSweep, retention=history, retention_days=settings.provided.history_retention_days
     )
-    window_keeper = providers.Factory(WindowKeeper, feed=store, capacity=settings.provided.rolling_window_size,
+    window_keeper = providers.Factory(WindowKeeper, feed=engine_feed, capacity=settings.provided.rolling_window_size,
                                       max_future_s=settings.provided.max_clock_skew_s)
     engine = providers.Factory(
         Engine,
         keeper=window_keeper,
-        published=store,
+        published=engine_results,
         status=engine_status,
         predictor=predictor,
-        tick_log=store,
-        render=providers.Callable(with_explanations, render=providers.Object(render_tick), service=explain_service),
+        tick_log=engine_results,
+        render=providers.Callable(with_explanations, render=engine_render, service=explain_service),
         dispatcher=alert_dispatcher,
         router=request_router,
         housekeeping=providers.Callable(make_housekeeping, channel=channel, history_sweep=history_sweep,
                                         manager=model_manager, supervisor=training_supervisor),
         min_tick_interval_s=settings.provided.tick_interval_s,
     )
+    partitioned_engine = providers.Factory(
+        PartitionedEngine, engine=engine, ownership=ownership, held=lease_renewer.provided.held, feed=owned_feed,
+        alerts_in=shard_publisher.provided.active_alerts_in,
+    )
+    #: What the engine process runs: the Engine, or the Engine over this engine's partitions.
+    engine_loop = providers.Selector(mode, single=engine, sharded=partitioned_engine)

@@ -43,7 +43,7 @@ def run_engine(container: Container | None = None, stop: threading.Event | None 
 
 def _lead(container: Container, lock, stop: threading.Event, clock: Callable[[], float] = time.monotonic) -> None:
     settings = container.settings()
-    engine = container.engine()
+    engine = container.engine_loop()  # the Engine, or (ARGUS_ENGINE_SHARDING=1) the Engine over its partitions
     engine.start()
     last_lock_check = clock()
     while not stop.is_set():

@@ -17,7 +17,8 @@ from argus.domain.alerts import ActiveAlert, AlertLevel
 from argus.domain.forecast import Forecast
 from argus.domain.ingestion import WARMUP_MIN_RECORDS
 from argus.domain.metrics import FIELD_INDEX, MetricsWindow, wire_time
-from argus.domain.risk import RiskAssessment, format_duration
+from argus.domain.partitions import PARTITIONS, body_key, partition_of
+from argus.domain.risk import FleetSummary, RiskAssessment, format_duration
 from argus.domain.ticks import TickResult
 
 OTHER_TARGETS = ("swap_pct", "iowait_pct", "disk_pct", "load")
@@ -34,6 +35,16 @@ def render_tick(result: TickResult) -> dict[str, str]:
     }
 
 
+def render_partitions(result: TickResult, partitions: int = PARTITIONS) -> dict[str, str]:
+    """A sharded engine's bodies: each partition's /predictions/current entries, merged by the web workers."""
+    grouped: dict[int, dict] = {}
+    for assessment in sorted(result.assessments, key=lambda a: a.server_name):
+        name = assessment.server_name
+        entries = grouped.setdefault(partition_of(name, partitions), {})
+        entries[name] = _server(assessment, result.windows[name], result.forecasts.get(name))
+    return {body_key(p): orjson.dumps(entries).decode() for p, entries in grouped.items()}
+
+
 def render_predictions(result: TickResult) -> dict:
     if not result.assessments:
         return _insufficient(result)
@@ -42,10 +53,15 @@ def render_predictions(result: TickResult) -> dict:
         window = result.windows[assessment.server_name]
         forecast = result.forecasts.get(assessment.server_name)
         predictions[assessment.server_name] = _server(assessment, window, forecast)
-    summary = result.summary
+    return predictions_body(predictions, result.summary, result.servers_warming_up, result.active, result.at,
+                             result.model_name)
+
+
+def predictions_body(predictions: dict, summary: FleetSummary, warming_up: int, active: list[ActiveAlert],
+                      at: datetime | float, model: str) -> dict:
     alerts = [
         {"server_name": a.server_name, "level": a.level.value, "risk_score": a.risk_score, "message": a.message}
-        for a in result.active
+        for a in active
     ]
     return {
         "predictions": predictions,
@@ -57,21 +73,24 @@ def render_predictions(result: TickResult) -> dict:
             "expected_incidents_8h": summary.expected_incidents_8h,
             "servers_above_50pct_30m": summary.servers_above_50pct_30m,
             "servers_above_50pct_8h": summary.servers_above_50pct_8h,
-            "servers_warming_up": result.servers_warming_up,
+            "servers_warming_up": warming_up,
         },
         "alerts": alerts,
-        "timestamp": iso(result.at),
-        "model": result.model_name,
+        "timestamp": iso(at),
+        "model": model,
     }
 
 
 def _insufficient(result: TickResult) -> dict:
-    have = result.records_in_windows
+    return insufficient_body(result.records_in_windows, result.min_history_steps)
+
+
+def insufficient_body(have: int, min_history_steps: int) -> dict:
     if have < WARMUP_MIN_RECORDS:
         message = f"Need at least {WARMUP_MIN_RECORDS} records, have {have}"
     else:
-        message = (f"No server has {result.min_history_steps} consecutive records "
-                   f"({result.min_history_steps * 5} minutes of history) yet")
+        message = (f"No server has {min_history_steps} consecutive records "
+                   f"({min_history_steps * 5} minutes of history) yet")
     return {"error": "insufficient_data", "message": message, "predictions": {}}
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from argus.adapters.sql import tables as t
+from argus.adapters.sql.bulk import fetch_columns, split_histories
 from argus.domain.alerts import ActiveAlert, AlertLevel, EventType
 from argus.domain.ingestion import BatchReceipt, PublishedItem, ServerHistory
 from argus.domain.metrics import INTEGER_FIELDS, METRIC_FIELDS, STATUS_CODE, STATUS_VALUES, Record, utc_from_epoch
@@ -104,27 +104,51 @@ class SqlMetricsStore:
         with self.engine.connect() as connection:
             return [_record_from_row(row) for row in connection.execute(query)]
 
-    def server_histories(self, limit_per_server: int | None) -> Iterator[ServerHistory]:
-        """Yield each server's newest ``limit_per_server`` records (None: all) as arrays, oldest first."""
-        metric_columns = [t.records.c[name] for name in METRIC_FIELDS]
+    def server_histories(self, limit_per_server: int | None,
+                         names: Sequence[str] | None = None) -> Iterator[ServerHistory]:
+        """Yield each server's newest ``limit_per_server`` records (None: all) as arrays, oldest first.
+
+        Servers come in ``server_names()`` order (or ``names``' order), those without records are
+        left out. One pass over the records the windows need, fetched through the driver's cursor
+        (server-side on PostgreSQL) into numpy arrays and split by server: no per-record objects.
+        """
+        order = self.server_names() if names is None else list(dict.fromkeys(names))
+        if not order:
+            return
+        query = self._history_query(limit_per_server, names)
+        if limit_per_server is None:
+            with self.engine.connect() as connection:
+                expected = connection.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+        else:  # an upper bound mostly: np.empty's untouched pages cost no memory
+            expected = limit_per_server * len(order)
+        yield from split_histories(fetch_columns(self.engine, query, expected), order, limit_per_server)
+
+    def _history_query(self, limit_per_server: int | None, names: Sequence[str] | None):
+        r = t.records
+        status = sa.case(STATUS_CODE, value=r.c.status, else_=STATUS_CODE["healthy"])
+        query = sa.select(r.c.server_name, r.c.ts, status, *(r.c[name] for name in METRIC_FIELDS))
+        if names is not None:
+            query = query.where(r.c.server_name.in_(list(names)))
+        if limit_per_server is not None:
+            bound = self._oldest_needed(limit_per_server, names)
+            if bound is None:
+                return query.where(sa.false())
+            query = query.where(r.c.ts >= bound)
+        return query
+
+    def _oldest_needed(self, limit_per_server: int, names: Sequence[str] | None) -> int | None:
+        """The oldest timestamp any window needs: the minimum over servers of their
+        ``limit_per_server``-th newest record (their oldest when they have fewer); index-only."""
+        r, s = t.records, t.servers
+        nth_newest = (sa.select(r.c.ts).where(r.c.server_name == s.c.name).order_by(r.c.ts.desc())
+                      .offset(max(limit_per_server, 1) - 1).limit(1).correlate(s).scalar_subquery())
+        oldest = sa.select(sa.func.min(r.c.ts)).where(r.c.server_name == s.c.name).correlate(s).scalar_subquery()
+        query = sa.select(sa.func.min(sa.func.coalesce(nth_newest, oldest))).select_from(s)
+        if names is not None:
+            query = query.where(s.c.name.in_(list(names)))
         with self.engine.connect() as connection:
-            for name in self.server_names():
-                query = (
-                    sa.select(t.records.c.ts, t.records.c.status, *metric_columns)
-                    .where(t.records.c.server_name == name)
-                    .order_by(t.records.c.ts.desc())
-                    .limit(limit_per_server)
-                )
-                rows = connection.execute(query).all()
-                if not rows:
-                    continue
-                rows.reverse()
-                yield ServerHistory(
-                    server_name=name,
-                    timestamps=np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
-                    statuses=np.fromiter((STATUS_CODE[r[1]] for r in rows), dtype=np.int8, count=len(rows)),
-                    values=np.array([r[2:] for r in rows], dtype=np.float32).reshape(len(rows), len(METRIC_FIELDS)),
-                )
+            bound = connection.execute(query).scalar()
+        return None if bound is None else int(bound)
 
     # -- published results -------------------------------------------------------------------
 

@@ -1,0 +1,136 @@
+"""The restart rebuild reads records straight into numpy and gives exactly the windows the per-row code gave."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from argus.adapters.sql import tables as t
+from argus.adapters.sql.bulk import ROW_DTYPE, driver_rows, fetch_columns
+from argus.domain.ingestion import ServerHistory
+from argus.domain.metrics import (
+    INTEGER_FIELDS,
+    METRIC_FIELDS,
+    STATUS_CODE,
+    STATUS_VALUES,
+    FleetWindows,
+    Record,
+    utc_from_epoch,
+)
+from argus.domain.services import WindowKeeper
+
+BASE = 1_736_899_200
+
+
+def per_row_histories(store, limit_per_server):
+    """The conversion ``SqlMetricsStore.server_histories`` did before (one query per server, row by row)."""
+    metric_columns = [t.records.c[name] for name in METRIC_FIELDS]
+    with store.engine.connect() as connection:
+        for name in store.server_names():
+            query = (sa.select(t.records.c.ts, t.records.c.status, *metric_columns)
+                     .where(t.records.c.server_name == name).order_by(t.records.c.ts.desc()).limit(limit_per_server))
+            rows = connection.execute(query).all()
+            if not rows:
+                continue
+            rows.reverse()
+            yield (name,
+                   np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
+                   np.fromiter((STATUS_CODE[r[1]] for r in rows), dtype=np.int8, count=len(rows)),
+                   np.array([r[2:] for r in rows], dtype=np.float32).reshape(len(rows), len(METRIC_FIELDS)))
+
+
+def record(server: str, step: int, rng: np.random.Generator, status: str = "healthy") -> Record:
+    values = []
+    for name in METRIC_FIELDS:
+        if name in INTEGER_FIELDS:
+            values.append(int(rng.integers(2**24, 2**31)))  # past float32's exact integers: same rounding
+        else:
+            values.append(float(rng.choice([rng.uniform(0, 100), rng.uniform(-1e30, 1e30), 1 / 3, 1e-40])))
+    return Record(utc_from_epoch(BASE + 300 * step), server, status, tuple(values))
+
+
+@pytest.fixture
+def seeded(sql_store):
+    """Servers with gaps, every status, a back-filled step, a re-sent (replaced) step, one server with no records."""
+    rng = np.random.default_rng(3)
+    steps = {"web-01": range(40), "db-é02": [*range(0, 10), *range(25, 30)], "a-03": [7], "Zeta-04": range(5, 45, 3)}
+    for step in range(45):
+        batch = [record(name, step, rng, STATUS_VALUES[(step + i) % len(STATUS_VALUES)])
+                 for i, (name, wanted) in enumerate(steps.items()) if step in wanted]
+        if batch:
+            sql_store.write_batch(batch)
+    sql_store.write_batch([record("web-01", -3, rng, "offline")])  # back-filled, older than everything
+    sql_store.write_batch([record("web-01", 20, rng, "maintenance")])  # re-sent: replaces step 20
+    with sql_store.engine.begin() as connection:
+        connection.execute(t.servers.insert(), {"name": "gone-05", "first_seen_at": 0.0, "last_ts": BASE})
+    return sql_store
+
+
+@pytest.mark.parametrize("limit", [None, 1, 4, 12, 40, 1000])
+def test_numpy_rebuild_gives_the_same_histories_as_the_per_row_conversion(seeded, limit):
+    expected = list(per_row_histories(seeded, limit))
+    got = list(seeded.server_histories(limit))
+    assert [h.server_name for h in got] == [name for name, *_ in expected]
+    for history, (_, ts, statuses, values) in zip(got, expected, strict=True):
+        assert history.timestamps.dtype == ts.dtype and np.array_equal(history.timestamps, ts)
+        assert history.statuses.dtype == statuses.dtype and np.array_equal(history.statuses, statuses)
+        assert history.values.dtype == values.dtype and history.values.shape == values.shape
+        assert np.array_equal(history.values, values, equal_nan=True)
+
+
+def test_rebuilt_windows_are_the_windows_the_per_row_conversion_built(seeded):
+    keeper = WindowKeeper(seeded, capacity=12)
+    keeper.rebuild()
+    expected = FleetWindows(12)
+    for name, ts, statuses, values in per_row_histories(seeded, 12):
+        expected.load(ServerHistory(name, ts, statuses, values))
+    assert [w.server_name for w in keeper.windows] == [w.server_name for w in expected]
+    for window in expected:
+        rebuilt = keeper.windows.get(window.server_name)
+        assert np.array_equal(rebuilt.timestamps, window.timestamps)
+        assert np.array_equal(rebuilt.statuses, window.statuses)
+        assert np.array_equal(rebuilt.values, window.values)
+    assert "gone-05" not in keeper.windows  # its records were purged: no empty window
+
+
+def test_histories_of_named_servers_only(seeded):
+    got = [h.server_name for h in seeded.server_histories(5, names=["Zeta-04", "web-01", "nobody"])]
+    assert got == ["Zeta-04", "web-01"]
+
+
+def test_a_missing_metric_becomes_nan_and_an_unknown_status_healthy(sql_store):
+    # The schema forbids NULL metrics; a query that yields one shows the conversion still gives NaN.
+    query = sa.select(sa.literal("x"), sa.literal(BASE), sa.literal(STATUS_CODE["idle"]),
+                      *(sa.null() if i == 2 else sa.literal(float(i)) for i in range(len(METRIC_FIELDS))))
+    columns = fetch_columns(sql_store.engine, query)
+    assert columns.names == ["x"] and columns.timestamps.tolist() == [BASE]
+    assert np.isnan(columns.values[0, 2]) and columns.values[0, 3] == 3.0
+    sql_store.write_batch([Record(utc_from_epoch(BASE), "y", "idle", (1.0,) * len(METRIC_FIELDS))])
+    with sql_store.engine.begin() as connection:  # a status no version knows: healthy, as the feed reads it
+        connection.execute(t.records.update().values(status="retired"))
+    (history,) = sql_store.server_histories(10)
+    assert history.statuses.tolist() == [STATUS_CODE["healthy"]]
+
+
+def test_columns_grow_past_the_expected_row_count(sql_store):
+    rng = np.random.default_rng(1)
+    sql_store.write_batch([record(f"s{i}", step, rng) for i in range(3) for step in range(7)])
+    query = seeded_query()
+    columns = fetch_columns(sql_store.engine, query, expected_rows=2)
+    assert len(columns.timestamps) == 21 and sorted(columns.names) == ["s0", "s1", "s2"]
+
+
+def test_driver_rows_come_in_chunks_of_plain_tuples(sql_store):
+    rng = np.random.default_rng(2)
+    sql_store.write_batch([record("a", step, rng) for step in range(5)])
+    with sql_store.engine.connect() as connection:
+        chunks = list(driver_rows(connection, seeded_query().order_by(t.records.c.ts), chunk_rows=2))
+    assert [len(c) for c in chunks] == [2, 2, 1]
+    assert all(type(row) is tuple and len(row) == len(ROW_DTYPE) for chunk in chunks for row in chunk)
+
+
+def seeded_query() -> sa.Select:
+    r = t.records
+    status = sa.case(STATUS_CODE, value=r.c.status, else_=0)
+    return sa.select(r.c.server_name, r.c.ts, status, *(r.c[name] for name in METRIC_FIELDS))

@@ -36,6 +36,7 @@ records = sa.Table(
     ),
     sa.Column("batch_id", sa.Integer, nullable=False),
     sa.Index("ix_records_batch_id", "batch_id"),
+    sa.Index("ix_records_ts", "ts"),  # the retention purge (oldest first) and the rebuild's time bound
 )
 
 #: Servers ever seen: cheap existence checks (404s) and fleet listings without scanning records.

@@ -182,3 +182,21 @@ def test_the_cli_honours_start_and_reports_peers(tiny_model_dir, tmp_path, monke
     assert "served vs same_time_median_7d" in result.output
     bad = CliRunner().invoke(cli, ["evaluate", "--data", str(path), "--start", "yesterday"])
     assert bad.exit_code != 0 and "ISO 8601" in bad.output
+
+
+def test_coverage_on_varying_servers_leaves_out_those_a_floor_wide_band_covers_anyway():
+    """A constant server inside its band every step and a varying one inside half the time: all-server
+    coverage 0.75, varying-server coverage 0.5 (only the varying one's scale is above VARYING_SCALE)."""
+    from argus.adapters.tft.evaluation import VARYING_SCALE, score
+
+    n, h, q = 4, 96, (0.1, 0.5, 0.9)
+    actual = np.zeros((2 * n, h, len(TARGETS)))
+    actual[n:, 1::2] = 10.0  # the varying server's every other step is outside its band
+    pred = np.repeat(np.zeros_like(actual)[..., None], 3, axis=-1) + np.array([-0.5, 0.0, 0.5])
+    scale = np.array([[0.05] * len(TARGETS), [5.0] * len(TARGETS)])
+    assert (scale[0] < np.array(list(VARYING_SCALE.values()))).all()
+    result = {"pred": pred, "tft": None, "actual": actual, "server": np.repeat([0, 1], n), "scale": scale,
+              "peers": {p: np.zeros_like(actual) for p in ("last_value", "seasonal_naive")}}
+    cpu = score(result, q, resamples=10)["targets"]["cpu_pct"]["8h"]
+    assert cpu["coverage_80"] == pytest.approx(0.75) and cpu["coverage_80_varying"] == pytest.approx(0.5)
+    assert cpu["varying_servers"] == 1

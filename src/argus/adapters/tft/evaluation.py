@@ -33,6 +33,10 @@ DEFAULT_HISTORY_STEPS = 2880  # for forecasters that do not say how much history
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 0
 BOOTSTRAP_LEVEL = 0.9
+#: A server "varies" on a target when its MASE scale (same-time-yesterday MAE before the period) is above twice
+#: the served band's floor (blend.SIGMA_FLOOR): below it the floor alone covers every point, so coverage there
+#: says nothing about calibration (a band cannot be both never zero-wide and 80 % on a constant).
+VARYING_SCALE = {t: (0.1 if t == "load" else 0.5) for t in TARGETS}
 #: Peers shown in the text table (every peer is in the JSON).
 TABLE_PEERS = ("last_value", "seasonal_naive", "same_time_median_7d", "predict_linear_1h", "predict_linear_6h",
                "damped_trend", TFT_ALONE)
@@ -260,9 +264,14 @@ def score(result: Mapping, quantiles: Sequence[float], resamples: int = BOOTSTRA
 
             qz = np.where(mask[..., None], p_served, 0.0)
             inside = (yz >= qz[..., lo]) & (yz <= qz[..., hi]) & mask
+            varying = active & (scale > VARYING_SCALE[target])
+            varying_total = count[varying].sum()
+            varying_inside = per_server(inside.astype(np.float64))[varying].sum()
             served[target][bucket] = {
                 **point_metrics(served_sum),
                 "coverage_80": _round(inside.sum() / total) if total else None,
+                "coverage_80_varying": _round(varying_inside / varying_total) if varying_total else None,
+                "varying_servers": int(varying.sum()),
                 "pinball": _round(np.where(mask, _pinball(yz, qz, q), 0.0).sum() / total) if total else None,
             }
             for name in names:
@@ -342,7 +351,9 @@ def evaluate(forecaster, source: str | Path | Mapping[str, ServerSeries], origin
                  "same-time-yesterday MAE on each server's history before period_start; rel_mase: geometric mean "
                  "over servers of MAE / seasonal-naive MAE; pinball: mean over all quantiles for the served "
                  "forecaster and tft_alone, pinball at q=0.5 (= MAE/2) for point peers; "
-                 "mae_ratio_served_vs_peer: served MAE / peer MAE, 90 % interval from resampling servers.",
+                 "mae_ratio_served_vs_peer: served MAE / peer MAE, 90 % interval from resampling servers; "
+                 "coverage_80_varying: p10-p90 coverage on the varying_servers only, whose MASE scale is above "
+                 "VARYING_SCALE (twice the band floor): a floor-wide band covers a constant whatever its calibration.",
         **score(result, forecaster.quantiles, resamples=resamples, seed=seed),
     }
     return report, result
@@ -374,15 +385,16 @@ def format_table(report: Mapping) -> str:
     lines = [f"model {report['model']} ({report.get('forecaster', 'model')}): {report['n_servers']} servers "
              f"({report['servers']}), {report['windows']} origins, {report['period_start']} .. "
              f"{report['period_end']} (start: {report.get('period_start_rule', '-')})",
-             "served forecaster: MAE / MASE / rel MASE / p10-p90 coverage / pinball",
-             f"{'target':<11}" + "".join(f"| {b:<38}" for b in buckets),
-             f"{'':<11}" + f"| {'MAE':>6}{'MASE':>8}{'relMASE':>8}{'cov80':>7}{'pinb':>8} " * len(buckets)]
+             "served forecaster: MAE / MASE / rel MASE / p10-p90 coverage (all servers; servers that vary) / pinball",
+             f"{'target':<11}" + "".join(f"| {b:<45}" for b in buckets),
+             f"{'':<11}" + f"| {'MAE':>6}{'MASE':>8}{'relMASE':>8}{'cov80':>7}{'cov80v':>7}{'pinb':>8} "
+             * len(buckets)]
     for target, per_bucket in report["targets"].items():
         cells = []
         for b in buckets:
             m = per_bucket[b]
             cells.append(f"| {_num(m['mae'], 6)}{_num(m['mase'])}{_num(m['rel_mase'])}{_num(m['coverage_80'], 7)}"
-                         f"{_num(m['pinball'])} ")
+                         f"{_num(m.get('coverage_80_varying'), 7)}{_num(m['pinball'])} ")
         lines.append(f"{target:<11}" + "".join(cells))
     for peer in [p for p in TABLE_PEERS if p in report["peers"]] + [p for p in report["peers"]
                                                                        if p not in TABLE_PEERS]:

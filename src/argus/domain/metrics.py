@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
@@ -55,6 +56,7 @@ FIELD_INDEX = {name: i for i, name in enumerate(METRIC_FIELDS)}
 INTEGER_FIELDS = frozenset(f.name for f in FIELDS if f.integer)
 _LOW = np.array([f.low for f in FIELDS], dtype=np.float32)
 _HIGH = np.array([f.high for f in FIELDS], dtype=np.float32)
+_LOW_T, _HIGH_T = tuple(float(f.low) for f in FIELDS), tuple(float(f.high) for f in FIELDS)
 
 
 def clip_values(values: np.ndarray) -> np.ndarray:
@@ -65,6 +67,15 @@ def clip_values(values: np.ndarray) -> np.ndarray:
     first: a huge float64 would already be infinite as float32. NaN stays NaN (see ``measured``).
     """
     return np.clip(np.asarray(values, dtype=np.float64), _LOW, _HIGH).astype(np.float32)
+
+
+def _physical(values: tuple[float, ...]) -> tuple[float, ...] | None:
+    """One record's values within the field table's ranges; None when one is NaN (fast path: all in range)."""
+    if all(low <= v <= high for v, low, high in zip(values, _LOW_T, _HIGH_T, strict=True)):
+        return values
+    if any(math.isnan(v) for v in values):
+        return None
+    return tuple(min(max(v, low), high) for v, low, high in zip(values, _LOW_T, _HIGH_T, strict=True))
 
 
 def measured(values: np.ndarray) -> np.ndarray:
@@ -301,13 +312,13 @@ class FleetWindows:
             if not_after_epoch_s is not None and epoch_s > not_after_epoch_s:
                 self.future_skipped += 1
                 continue
-            row = np.asarray(record.values, dtype=np.float64)
-            if not measured(row):
+            values = _physical(record.values)
+            if values is None:
                 continue
             window = self._windows.get(record.server_name)
             if window is None:
                 window = self._windows[record.server_name] = MetricsWindow(record.server_name, self.capacity)
-            window.add(epoch_s, clip_values(row), record.status)
+            window.add(epoch_s, values, record.status)
             count += 1
         return count
 

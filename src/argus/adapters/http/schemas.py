@@ -80,39 +80,12 @@ def _at_most(number: float, high: float) -> None:
         raise FieldError(f"ensure this value is less than or equal to {bound}", "value_error.number.not_le")
 
 
-def structure_percent(value: Any, _: type) -> float:
-    number = _number(value)
-    _at_least(number, 0)
-    _at_most(number, 100)
-    return number
-
-
-def structure_non_negative(value: Any, _: type) -> float:
-    number = _number(value)
-    _at_least(number, 0)
-    return number
-
-
 def _integer(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float) or (
         isinstance(value, float) and not value.is_integer()
     ):
         raise FieldError("value is not a valid integer", "type_error.integer")
     return int(value)
-
-
-def structure_count(value: Any, _: type) -> int:
-    number = _integer(value)
-    _at_least(number, 0)
-    _at_most(number, MAX_COUNT)
-    return number
-
-
-def structure_uptime(value: Any, _: type) -> int:
-    number = _integer(value)
-    _at_least(number, 0)
-    _at_most(number, 365)
-    return number
 
 
 def _field_hook(field: MetricField) -> Callable[[Any, type], float]:
@@ -201,11 +174,9 @@ RECORD_FIELDS = frozenset(a.name for a in attrs.fields(RecordIn))
 
 def _make_converter() -> cattrs.Converter:
     converter = make_converter(detailed_validation=True, forbid_extra_keys=False)
+    # The metric fields' hooks come from the field table (``bounded``); their NewTypes only name
+    # the kind of value for the OpenAPI document.
     for new_type, hook in (
-        (Percent, structure_percent),
-        (NonNegativeFloat, structure_non_negative),
-        (Count, structure_count),
-        (UptimeDays, structure_uptime),
         (Timestamp, structure_timestamp),
         (ServerName, structure_server_name),
         (Status, structure_status),

@@ -14,7 +14,7 @@ from argus.domain.channel import RequestRouter
 from argus.domain.ingestion import WARMUP_MIN_RECORDS
 from argus.domain.metrics import FleetWindows, wire_time
 from argus.domain.ticks import Predictor, TickResult
-from argus.ports.storage import EngineFeed, PublishedResults, TickLog
+from argus.ports.storage import EngineFeed, PublishedResults, RecordRetention, TickLog
 
 log = logging.getLogger(__name__)
 
@@ -271,3 +271,40 @@ class Engine:
             self._last_resend = self.clock()
             # Also when empty: sinks such as Alertmanager end what is no longer active.
             self.dispatcher.resend(self.predictor.tracker.active())
+
+
+class RecordsRetention:
+    """The engine's chore: forget raw records older than ``retention_days``, a small batch per call.
+
+    One call deletes at most ``batch_size`` records in one short transaction, so ingestion and
+    ticks never wait long on it. Registered to run on every engine step, it purges again at once
+    while a backlog remains (a full batch came back), and only every ``idle_s`` once caught up.
+    """
+
+    def __init__(self, store: RecordRetention, retention_days: int, batch_size: int = 2000,
+                 idle_s: float = 600.0, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.retention_days = retention_days
+        self.batch_size = batch_size
+        self.idle_s = idle_s
+        self.clock = clock
+        self.deleted = 0  # since start, for logs and tests
+        self._due_at = -float("inf")
+        self._backlog = 0
+
+    def __call__(self) -> int:
+        """Purge one batch if due; return the records deleted."""
+        now = self.clock()
+        if now < self._due_at:
+            return 0
+        deleted = self.store.purge_records(int(now - self.retention_days * 86400), self.batch_size)
+        self.deleted += deleted
+        self._backlog += deleted
+        if deleted >= self.batch_size:
+            self._due_at = now
+            return deleted
+        self._due_at = now + self.idle_s
+        if self._backlog:
+            log.info("records retention (%d days): deleted %d records", self.retention_days, self._backlog)
+            self._backlog = 0
+        return deleted

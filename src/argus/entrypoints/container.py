@@ -35,7 +35,7 @@ from argus.domain.history import RetentionSweep
 from argus.domain.ingestion import AcceptedTimes
 from argus.domain.partitions import Ownership
 from argus.domain.profiles import ProfileResolver
-from argus.domain.services import Engine, EngineStatus, WindowKeeper
+from argus.domain.services import Engine, EngineStatus, RecordsRetention, WindowKeeper
 from argus.domain.sharding import OwnedFeed, OwnedRequests, PartitionedEngine
 from argus.domain.ticks import Predictor
 from argus.entrypoints.keys import require_api_key
@@ -81,9 +81,11 @@ def make_router(channel, **handlers) -> RequestRouter:
 
 
 def make_housekeeping(channel: SqlEngineChannel, history_sweep=None, manager=None,
-                      supervisor=None) -> list[tuple[float, object]]:
+                      supervisor=None, records_sweep=None) -> list[tuple[float, object]]:
     """Periodic engine chores as (interval in seconds, callable)."""
     chores: list[tuple[float, object]] = [(600.0, channel.purge)]
+    if records_sweep is not None:
+        chores.append((0.0, records_sweep))  # asked every step; purges a small batch when due (its own pace)
     if history_sweep is not None:
         chores.append((3600.0, history_sweep))  # history retention: hourly
     if supervisor is not None:
@@ -247,6 +249,9 @@ class Container(containers.DeclarativeContainer):
     history_sweep = providers.Singleton(
         RetentionSweep, retention=history, retention_days=settings.provided.history_retention_days
     )
+    records_sweep = providers.Singleton(
+        RecordsRetention, store=store, retention_days=settings.provided.records_retention_days
+    )
     window_keeper = providers.Factory(WindowKeeper, feed=engine_feed, capacity=settings.provided.rolling_window_size,
                                       max_future_s=settings.provided.max_clock_skew_s)
     engine = providers.Factory(
@@ -260,7 +265,8 @@ class Container(containers.DeclarativeContainer):
         dispatcher=alert_dispatcher,
         router=request_router,
         housekeeping=providers.Callable(make_housekeeping, channel=channel, history_sweep=history_sweep,
-                                        manager=model_manager, supervisor=training_supervisor),
+                                        manager=model_manager, supervisor=training_supervisor,
+                                        records_sweep=records_sweep),
         min_tick_interval_s=settings.provided.tick_interval_s,
     )
     partitioned_engine = providers.Factory(

@@ -46,6 +46,13 @@ class EngineFeed(Protocol):
         """Yield each server's newest ``limit_per_server`` records, oldest first."""
 
 
+class RecordRetention(Protocol):
+    """Forgets raw records older than the retention period, a bounded batch at a time (the engine's chore)."""
+
+    def purge_records(self, before_epoch_s: int, limit: int) -> int:
+        """Delete at most ``limit`` records dated before ``before_epoch_s``, oldest first; return how many."""
+
+
 class PublishedResults(Protocol):
     """The engine publishes JSON bodies by key; every web worker serves them."""
 

@@ -16,6 +16,8 @@ from argus.domain.metrics import INTEGER_FIELDS, METRIC_FIELDS, STATUS_CODE, STA
 from argus.domain.ticks import TickResult
 
 _RECORD_COLUMNS = ("server_name", "ts", "status", *METRIC_FIELDS, "batch_id")
+#: The retention purge never deletes the newest ingest batches (an engine re-reads 50 at start-up).
+KEEP_BATCHES = 1000
 
 
 class SqlMetricsStore:
@@ -149,6 +151,26 @@ class SqlMetricsStore:
         with self.engine.connect() as connection:
             bound = connection.execute(query).scalar()
         return None if bound is None else int(bound)
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def purge_records(self, before_epoch_s: int, limit: int) -> int:
+        """Delete the oldest records dated before ``before_epoch_s``, at most ``limit``; return how many.
+
+        One short transaction led by the ts index (no table scan), so the engine can call it
+        between steps without holding ingestion up; call again while it returns ``limit``. Ingest
+        batches received before the cutoff go too (as many), except the newest KEEP_BATCHES: ids
+        never restart, and a restarted engine re-reads its overlap without waiting on purged ids.
+        """
+        r, b = t.records, t.ingest_batches
+        oldest = sa.select(r.c.server_name, r.c.ts).where(r.c.ts < int(before_epoch_s)).order_by(r.c.ts).limit(limit)
+        with self.engine.begin() as connection:
+            deleted = connection.execute(r.delete().where(sa.tuple_(r.c.server_name, r.c.ts).in_(oldest))).rowcount
+            first, newest = connection.execute(sa.select(sa.func.min(b.c.id), sa.func.max(b.c.id))).one()
+            if first is not None:
+                below = min(int(first) + limit, int(newest) - KEEP_BATCHES)  # a primary-key range: <= limit rows
+                connection.execute(b.delete().where(b.c.id < below, b.c.received_at < float(before_epoch_s)))
+        return int(deleted)
 
     # -- published results -------------------------------------------------------------------
 

@@ -2,6 +2,9 @@
 
 from argus.entrypoints.logs import FORMAT  # noqa: F401  (keeps one log format in mind)
 
+# Requests are read whole by the event loop before a thread serves them: a slow client holds no thread.
+worker_class = "argus.entrypoints.gunicorn_worker.ReadaheadThreadWorker"
+worker_connections = 1000  # per worker, slow ones included; the kernel's accept queue holds the rest
 preload_app = False  # the app (and anything heavy) is built in each worker, never in the master
 timeout = 60
 graceful_timeout = 20

@@ -71,19 +71,31 @@ class RequestIdMiddleware:
 
 
 class AuthMiddleware:
-    """Check X-API-Key in constant time; resources with ``auth_required = False`` are public."""
+    """Check X-API-Key in constant time; resources with ``auth_required = False`` are public.
 
-    def __init__(self, api_key: str) -> None:
+    Wrong or missing keys count per client address (the ``auth_failures`` limit); past it the
+    address gets 429 without its key being looked at, a right one included, until the window frees:
+    otherwise a 429 for a wrong guess and a 200 for the right one would still tell them apart.
+    """
+
+    def __init__(self, api_key: str, limiter: RateLimiter) -> None:
         if not api_key:
             raise ValueError("an API key is required (fail closed)")
         self._key = api_key.encode()
+        self._limiter = limiter
 
     def process_resource(self, req: falcon.Request, resp, resource, params) -> None:
         if resource is None or not getattr(resource, "auth_required", True):
             return
+        address = req.remote_addr or "-"
+        verdict = self._limiter.check("auth_failures", address)
+        if not verdict.allowed:
+            raise errors.RateLimitedError(verdict.retry_after_s)
         given = (req.get_header("X-API-Key") or "").encode()
         if not hmac.compare_digest(given, self._key):
-            raise falcon.HTTPUnauthorized(title="Unauthorized", description=errors.UNAUTHORIZED)
+            self._limiter.hit("auth_failures", address)
+            raise falcon.HTTPUnauthorized(title="Unauthorized", description=errors.UNAUTHORIZED,
+                                          challenges=[errors.API_KEY_CHALLENGE])
         req.context.api_key = given.decode()
 
 
@@ -124,7 +136,7 @@ def build_app(
 ) -> falcon.App:
     """Assemble the WSGI app; every collaborator comes in from the container."""
     app = falcon.App(
-        middleware=[RequestIdMiddleware(), AuthMiddleware(api_key), RateLimitMiddleware(limiter)],
+        middleware=[RequestIdMiddleware(), AuthMiddleware(api_key, limiter), RateLimitMiddleware(limiter)],
         cors_enable=False,
     )
     json_handler = falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)

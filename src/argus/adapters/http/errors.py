@@ -24,6 +24,8 @@ STATUS_BY_CODE = {
 }
 
 UNAUTHORIZED = "Invalid or missing API key"
+#: The WWW-Authenticate challenge of every 401 (RFC 9110 11.6.1): the key goes in the X-API-Key header.
+API_KEY_CHALLENGE = 'ApiKey realm="argus", header="X-API-Key"'
 
 
 class RateLimitedError(Exception):

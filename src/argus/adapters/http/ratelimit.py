@@ -18,6 +18,7 @@ from argus.domain.errors import ConfigurationError
 log = logging.getLogger(__name__)
 
 #: The reference's table. GET /predictions, /alerts, /explain, /historical: 30/min; admin 10/min.
+#: ``auth_failures`` is ours: wrong or missing API keys per client address, then 429 until the window frees.
 DEFAULT_LIMITS: Mapping[str, str] = {
     "feed": "60/minute",
     "predictions": "30/minute",
@@ -25,6 +26,7 @@ DEFAULT_LIMITS: Mapping[str, str] = {
     "explain": "30/minute",
     "historical": "30/minute",
     "admin": "10/minute",
+    "auth_failures": "10/minute",
 }
 
 
@@ -54,7 +56,7 @@ class Verdict:
 
 
 class RateLimiter:
-    """A moving window per (API key, endpoint group); keys are hashed before they reach storage."""
+    """A moving window per (identity, group): API key and endpoint group, or client address for failed logins."""
 
     def __init__(self, storage_url: str, spec: str = "") -> None:
         self._limits = parse_limits(spec)
@@ -66,16 +68,27 @@ class RateLimiter:
     def limit_for(self, group: str) -> limits.RateLimitItem:
         return self._limits[group]
 
-    def hit(self, group: str, api_key: str) -> Verdict:
-        """Count one request of ``group`` for ``api_key`` and say whether it is within the limit."""
-        item = self._limits[group]
-        identity = hashlib.sha256(api_key.encode()).hexdigest()[:24]
+    def hit(self, group: str, identity: str) -> Verdict:
+        """Count one request of ``group`` for ``identity`` (an API key, an address); say if it is within the limit."""
+        item, hashed = self._limits[group], _hashed(identity)
         try:
-            if self._limiter.hit(item, "argus", group, identity):
+            if self._limiter.hit(item, "argus", group, hashed):
                 return Verdict(True)
-            stats = self._limiter.get_window_stats(item, "argus", group, identity)
+            stats = self._limiter.get_window_stats(item, "argus", group, hashed)
         except Exception as ex:  # noqa: BLE001 - storage down: fail open, losing no monitoring data
             self._warn_storage_down(ex)
+            return Verdict(True)
+        return Verdict(False, max(1, math.ceil(stats.reset_time - time.time())))
+
+    def check(self, group: str, identity: str) -> Verdict:
+        """Say whether ``identity`` has room left in ``group``'s window, without counting anything."""
+        item, hashed = self._limits[group], _hashed(identity)
+        try:
+            stats = self._limiter.get_window_stats(item, "argus", group, hashed)
+        except Exception as ex:  # noqa: BLE001 - storage down: fail open, as hit() does
+            self._warn_storage_down(ex)
+            return Verdict(True)
+        if stats.remaining > 0:
             return Verdict(True)
         return Verdict(False, max(1, math.ceil(stats.reset_time - time.time())))
 
@@ -88,3 +101,8 @@ class RateLimiter:
     def reset(self) -> None:
         """Forget every counter (tests and operators clearing a lock-out)."""
         self._storage.reset()
+
+
+def _hashed(identity: str) -> str:
+    """Keys (and addresses) are hashed before they reach storage."""
+    return hashlib.sha256(identity.encode()).hexdigest()[:24]

@@ -21,14 +21,25 @@ SERVICE_NAME = "tft_inference_daemon"  # the reference's /health "service" value
 
 
 def read_json(req: falcon.Request, max_bytes: int) -> Any:
-    """Read a JSON body: 415 unless JSON, 413 over ``max_bytes`` (declared or streamed), 400 if malformed."""
+    """Read a JSON body: 415 unless JSON, 413 over ``max_bytes`` (declared, streamed or chunked), 400 if malformed.
+
+    A body shorter than its Content-Length (the client left half-way) is refused, never parsed.
+    """
     if req.content_type is None or req.content_type.split(";")[0].strip().lower() != falcon.MEDIA_JSON:
         raise falcon.HTTPUnsupportedMediaType(description="Content-Type must be application/json")
-    if req.content_length is not None and req.content_length > max_bytes:
+    declared = req.content_length
+    if declared is not None and declared > max_bytes:
         raise falcon.HTTPContentTooLarge(description=f"Request body exceeds {max_bytes} bytes")
-    raw = req.bounded_stream.read(max_bytes + 1)
+    # Chunked bodies come decoded from the server's own stream, which has no length to bound it by.
+    chunked = declared is None and "chunked" in (req.get_header("Transfer-Encoding") or "").lower()
+    try:
+        raw = (req.stream if chunked else req.bounded_stream).read(max_bytes + 1)
+    except Exception as ex:  # noqa: BLE001 - a broken chunk or a dropped socket, in the server's own error types
+        raise falcon.HTTPBadRequest(description=f"Request body could not be read: {ex}") from None
     if len(raw) > max_bytes:
         raise falcon.HTTPContentTooLarge(description=f"Request body exceeds {max_bytes} bytes")
+    if declared is not None and len(raw) < declared:
+        raise falcon.HTTPBadRequest(description=f"Request body ended after {len(raw)} of {declared} bytes")
     if not raw:
         raise falcon.HTTPBadRequest(description="Request body is empty; expected a JSON object")
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol
 
 from argus.domain.history import AlertRecord, AlertTotals, FleetSnapshot, RiskSeries
@@ -25,11 +26,17 @@ class HistoryStore(Protocol):
                      limit: int | None = None, offset: int = 0) -> list[AlertRecord]:
         """Return the range's alert events, newest first; ``limit``/``offset`` page through them."""
 
+    def alert_event_chunks(self, start: float, end: float) -> Iterator[list[AlertRecord]]:
+        """Yield every alert event of the range, oldest first, in chunks read one at a time (exports)."""
+
     def fleet_health_avg(self, start: float, end: float) -> float | None:
         """Return the mean ``fleet_health`` of the range's snapshots, None when there are none."""
 
     def fleet_snapshots(self, start: float, end: float, max_points: int | None = None) -> list[FleetSnapshot]:
         """Return the range's snapshots, oldest first, thinned evenly to ``max_points`` when given."""
+
+    def fleet_snapshot_chunks(self, start: float, end: float) -> Iterator[list[FleetSnapshot]]:
+        """Yield every snapshot of the range, oldest first and unthinned, in chunks read one at a time."""
 
     def risk_series(self, server_name: str, start: float, end: float) -> RiskSeries:
         """Return ``server_name``'s risk on each tick of the range, oldest first."""

@@ -8,10 +8,12 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 import falcon
+import orjson
 
 from argus.adapters.http.schemas import RequestValidationError
 from argus.domain.errors import UnknownServerError
@@ -95,15 +97,6 @@ def snapshot_row(snapshot: FleetSnapshot) -> dict:
     return dict(zip(ENVIRONMENT_COLUMNS, snapshot_values(snapshot), strict=True))
 
 
-def to_csv(columns: tuple[str, ...], rows) -> str:
-    """Write ``rows`` (value tuples) as CSV with a header; the csv module quotes commas, quotes, newlines."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(rows)
-    return out.getvalue()
-
-
 class _HistoryResource:
     rate_limit_group = "historical"
 
@@ -179,7 +172,12 @@ class EnvironmentResource(_HistoryResource):
 
 
 class ExportResource(_HistoryResource):
-    """GET /historical/export/{alerts|environment}: CSV in a JSON envelope, or the file for Accept: text/csv."""
+    """GET /historical/export/{alerts|environment}: CSV in a JSON envelope, or the file for Accept: text/csv.
+
+    Both are streamed: rows are read a chunk at a time and written as they come, so the download
+    starts at once and memory stays one chunk however long the range. The first chunk is read
+    before the response starts, so a database failure is still an error response.
+    """
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, table: str) -> None:
         if table not in ("alerts", "environment"):
@@ -188,15 +186,45 @@ class ExportResource(_HistoryResource):
         now = self._clock()
         start, end = time_range.window(now)
         if table == "alerts":
-            events = self._history.alert_events(start, end)
-            csv_data = to_csv(ALERT_COLUMNS, map(alert_values, reversed(events)))
+            columns, render, chunks = ALERT_COLUMNS, alert_values, self._history.alert_event_chunks(start, end)
         else:
-            csv_data = to_csv(ENVIRONMENT_COLUMNS, map(snapshot_values, self._history.fleet_snapshots(start, end)))
+            columns, render = ENVIRONMENT_COLUMNS, snapshot_values
+            chunks = self._history.fleet_snapshot_chunks(start, end)
+        first = next(chunks, [])
+        csv_parts = csv_chunks(columns, (map(render, rows) for rows in itertools.chain([first], chunks)))
         filename = f"argus_{table}_{time_range.label}_{time.strftime('%Y%m%d_%H%M%S', time.gmtime(now))}.csv"
         if req.client_prefers([falcon.MEDIA_JSON, MEDIA_CSV]) == MEDIA_CSV:
             resp.content_type = f"{MEDIA_CSV}; charset=utf-8"
             resp.downloadable_as = filename
-            resp.text = csv_data
+            resp.stream = (part.encode() for part in csv_parts if part)
             return
-        resp.media = {"success": True, "table": table, "time_range": time_range.label, "csv_data": csv_data,
-                      "filename": filename}
+        resp.content_type = falcon.MEDIA_JSON
+        resp.stream = json_envelope({"success": True, "table": table, "time_range": time_range.label},
+                                    "csv_data", csv_parts, {"filename": filename})
+
+
+def csv_chunks(columns: tuple[str, ...], row_chunks: Iterable[Iterable[tuple]]) -> Iterator[str]:
+    """CSV with a header, in pieces (the header, then one per chunk of value tuples); the csv module
+    quotes commas, quotes and newlines."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    yield out.getvalue()
+    for rows in row_chunks:
+        out.seek(0)
+        out.truncate()
+        writer.writerows(rows)
+        yield out.getvalue()
+
+
+def json_envelope(head: dict, key: str, parts: Iterable[str], tail: dict) -> Iterator[bytes]:
+    """The bytes of ``orjson.dumps({**head, key: "".join(parts), **tail})``, written as ``parts`` come.
+
+    JSON escapes a string character by character, so escaping each part alone and joining the
+    results equals escaping the whole.
+    """
+    yield orjson.dumps({**head, key: ""})[:-2]  # up to and including the string's opening quote
+    for part in parts:
+        if part:
+            yield orjson.dumps(part)[1:-1]
+    yield b'",' + orjson.dumps(tail)[1:]

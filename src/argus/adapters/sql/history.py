@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import sqlalchemy as sa
 
@@ -19,6 +21,8 @@ _SNAPSHOT_COLUMNS = ("at", "total_servers", "critical_count", "warning_count", "
                      "expected_incidents_8h")
 #: The purge deletes in slices of this many seconds, so the engine's tick never waits long on it.
 PURGE_SLICE_S = 6 * 3600.0
+#: Exports read this many rows per query: bounded memory, and no connection held between chunks.
+EXPORT_CHUNK_ROWS = 2000
 
 
 class SqlHistoryStore:
@@ -74,6 +78,12 @@ class SqlHistoryStore:
         with self.engine.connect() as connection:
             return [AlertRecord._make(row) for row in connection.execute(query).all()]
 
+    def alert_event_chunks(self, start: float, end: float,
+                           chunk_rows: int | None = None) -> Iterator[list[AlertRecord]]:
+        """Yield the range's alert events oldest first (by time, then as recorded), a chunk per query."""
+        for rows in self._chunks_of(t.alert_events, _ALERT_COLUMNS, start, end, chunk_rows):
+            yield [AlertRecord._make(row) for row in rows]
+
     # -- fleet -------------------------------------------------------------------------------
 
     def fleet_health_avg(self, start: float, end: float) -> float | None:
@@ -99,6 +109,12 @@ class SqlHistoryStore:
                 query = (sa.select(*(numbered.c[name] for name in _SNAPSHOT_COLUMNS))
                          .where(numbered.c.rn.in_(wanted)).order_by(numbered.c.rn))
             return [FleetSnapshot._make(row) for row in connection.execute(query).all()]
+
+    def fleet_snapshot_chunks(self, start: float, end: float,
+                              chunk_rows: int | None = None) -> Iterator[list[FleetSnapshot]]:
+        """Yield the range's snapshots oldest first, unthinned, a chunk per query."""
+        for rows in self._chunks_of(t.fleet_snapshots, _SNAPSHOT_COLUMNS, start, end, chunk_rows):
+            yield [FleetSnapshot._make(row) for row in rows]
 
     # -- servers -----------------------------------------------------------------------------
 
@@ -136,6 +152,28 @@ class SqlHistoryStore:
                     count += connection.execute(table.delete().where(table.c.at < edge)).rowcount
             deleted[table.name] = count
         return deleted
+
+
+    def _chunks_of(self, table: sa.Table, names: tuple[str, ...], start: float, end: float,
+                   chunk_rows: int | None) -> Iterator[list[tuple]]:
+        """Rows of ``table`` with ``start <= at <= end`` ordered by (at, id), a short query per chunk:
+        each resumes after the last (at, id) it returned (on the ``at`` index), so a slow download
+        holds no connection and memory stays one chunk."""
+        columns = [*(table.c[name] for name in names), table.c.id]
+        chunk_rows = chunk_rows or EXPORT_CHUNK_ROWS
+        after: tuple[float, int] | None = None
+        while True:
+            query = sa.select(*columns).where(table.c.at >= start, table.c.at <= end)
+            if after is not None:
+                query = query.where(table.c.at >= after[0],
+                                    sa.or_(table.c.at > after[0], table.c.id > after[1]))
+            with self.engine.connect() as connection:
+                rows = connection.execute(query.order_by(table.c.at, table.c.id).limit(chunk_rows)).all()
+            if rows:
+                yield [row[:-1] for row in rows]
+            if len(rows) < chunk_rows:
+                return
+            after = (rows[-1][0], rows[-1][-1])
 
 
 def _events_in(start: float, end: float, server_name: str | None) -> list:

@@ -6,15 +6,19 @@ authenticated GET are timed; every one of those must succeed, p99 under a second
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
 import threading
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 
+import orjson
 import pytest
 
+from argus.testing import wire_record
 from tests.e2e.test_serve import KEY, Served, _free_port, _wait_for
 
 pytestmark = pytest.mark.slow
@@ -130,3 +134,51 @@ def test_two_hundred_slow_clients_do_not_starve_health_or_authenticated_requests
             assert slow.cut_after_s[trickle] and 2.5 < min(slow.cut_after_s[trickle]) < 6.0, slow.cut_after_s[trickle]
     finally:
         assert served.stop() == 0
+
+
+def _exchange(port: int, data: bytes, *, leave: bool = False, wait_s: float = 10.0) -> bytes:
+    """Send raw bytes (then half-close when ``leave``) and return all the server answers until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait_s) as sock:
+        sock.sendall(data)
+        if leave:
+            sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        with contextlib.suppress(TimeoutError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+        return answer
+
+
+def _post_head(length: int | None = None) -> bytes:
+    framing = b"Transfer-Encoding: chunked" if length is None else b"Content-Length: %d" % length
+    return (b"POST /feed/data HTTP/1.1\r\nHost: argus\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            b"X-API-Key: " + KEY.encode() + b"\r\n" + framing + b"\r\n\r\n")
+
+
+def test_the_served_worker_takes_chunked_bodies_and_never_processes_a_truncated_one(tmp_path, monkeypatch):
+    import sqlalchemy as sa
+
+    monkeypatch.setenv("ARGUS_MAX_BODY_BYTES", "65536")
+    monkeypatch.setenv("ARGUS_REQUEST_READ_TIMEOUT_S", "2")
+    port = _free_port()
+    served = Served(tmp_path, port, workers=1)
+    try:
+        _wait_for(lambda: _timed_get(port, "/health", None)[0] == 200)
+        now = datetime.now(UTC)
+        body = orjson.dumps({"records": [wire_record(f"web{i:03d}", timestamp=now.isoformat()) for i in range(5)]})
+        chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 100]), body[i:i + 100]) for i in range(0, len(body), 100))
+        answer = _exchange(port, _post_head() + chunks + b"0\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200") and b'"records_received":5' in answer, answer
+
+        endless = _post_head() + b"".join(b"400\r\n" + b" " * 1024 + b"\r\n" for _ in range(200))  # 200 KiB, no end
+        assert _exchange(port, endless).startswith(b"HTTP/1.1 413"), "chunked past the limit"
+
+        truncated = _post_head(len(body) + 100) + body  # valid JSON, 100 bytes short of what was declared
+        assert _exchange(port, truncated, leave=True) == b""  # the client left: no answer, nothing processed
+        assert _exchange(port, truncated).startswith(b"HTTP/1.1 408")  # it stayed but never finished
+    finally:
+        assert served.stop() == 0
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'argus.db'}")
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM records")).scalar_one() == 5
+    engine.dispose()

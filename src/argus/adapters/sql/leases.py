@@ -158,6 +158,13 @@ class LeaseRenewer:
         return held
 
     def start(self) -> None:
+        """Run two rounds one period apart before the engine loads anything, then keep renewing in a thread.
+
+        Engines started together see each other by the second round, so the first one does not
+        load (and tick) the whole fleet only to give most of it away moments later.
+        """
+        self.round()
+        self._stop.wait(self.every_s)
         self.round()
         self._thread = threading.Thread(target=self._run, name="argus-leases", daemon=True)
         self._thread.start()

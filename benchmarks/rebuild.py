@@ -11,6 +11,7 @@ the windows' memory. ``--db`` keeps the seeded database at PATH and reuses it wh
 from __future__ import annotations
 
 import argparse
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -53,8 +54,9 @@ def main() -> None:
             loaded = keeper.rebuild()
             rebuild = time.perf_counter() - started
             nbytes = sum(w.values.nbytes + w.timestamps.nbytes + w.statuses.nbytes for w in keeper.windows)
+            peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # includes seeding, if it ran here
             print(f"rebuild: {loaded} records of {len(keeper.windows)} servers in {rebuild:.2f}s "
-                  f"({loaded / rebuild:,.0f} records/s), windows hold {nbytes / 1e6:.0f} MB")
+                  f"({loaded / rebuild:,.0f} records/s), windows hold {nbytes / 1e6:.0f} MB, peak RSS {peak_mb:.0f} MB")
         engine.dispose()
 
 

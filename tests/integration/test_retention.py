@@ -128,3 +128,22 @@ def test_the_engine_process_runs_the_purge_with_the_configured_retention(setting
         container.shutdown_resources()
     (sweep,) = [task for task in chores if isinstance(task, RecordsRetention)]
     assert sweep.retention_days == days and sweep.batch_size <= 5000
+
+
+def test_a_failing_purge_waits_idle_s_instead_of_failing_on_every_step():
+    calls = []
+
+    class Down:
+        def purge_records(self, before_epoch_s, limit):
+            calls.append(before_epoch_s)
+            raise ConnectionError("database unreachable")
+
+    now = [1_000_000.0]
+    chore = RecordsRetention(Down(), retention_days=1, idle_s=60.0, clock=lambda: now[0])
+    with pytest.raises(ConnectionError):
+        chore()
+    assert chore() == 0 and len(calls) == 1
+    now[0] += 60
+    with pytest.raises(ConnectionError):
+        chore()
+    assert len(calls) == 2

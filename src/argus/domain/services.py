@@ -297,13 +297,13 @@ class RecordsRetention:
         now = self.clock()
         if now < self._due_at:
             return 0
+        self._due_at = now + self.idle_s  # also after a failure: the engine logs it, no retry every step
         deleted = self.store.purge_records(int(now - self.retention_days * 86400), self.batch_size)
         self.deleted += deleted
         self._backlog += deleted
         if deleted >= self.batch_size:
             self._due_at = now
             return deleted
-        self._due_at = now + self.idle_s
         if self._backlog:
             log.info("records retention (%d days): deleted %d records", self.retention_days, self._backlog)
             self._backlog = 0

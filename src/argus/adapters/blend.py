@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import warnings
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 import numpy as np
@@ -244,8 +244,13 @@ class BlendForecaster:
 
     # ------------------------------------------------------------------ serving
 
-    def forecast(self, windows: Sequence[MetricsWindow], profiles: Mapping[str, str]) -> dict[str, Forecast]:
-        """Forecast every ready server (the TFT's readiness rule); see ``argus.ports.forecasting.Forecaster``."""
+    def forecast(self, windows: Sequence[MetricsWindow], profiles: Mapping[str, str],
+                 between_chunks: Callable[[], object] | None = None) -> dict[str, Forecast]:
+        """Forecast every ready server (the TFT's readiness rule); see ``argus.ports.forecasting.Forecaster``.
+
+        ``between_chunks`` is called after the TFT and between blend chunks (the engine answers
+        explanations there, from the previous tick); it must not change this forecaster's state.
+        """
         tft = self.inner.forecast(windows, profiles)
         ready = [w for w in windows if w.server_name in tft]
         budget = [self.max_new_past_per_tick if self.max_new_past_per_tick is not None else 1 << 62]
@@ -253,6 +258,8 @@ class BlendForecaster:
             budget[0] = min(budget[0], int(self.past_budget_share * len(ready)) + 32)
         out: dict[str, Forecast] = {}
         for lo in range(0, len(ready), self.chunk):
+            if between_chunks is not None:
+                between_chunks()
             out.update(self._blend_chunk(ready[lo : lo + self.chunk], tft, profiles, budget))
         live = {w.server_name for w in windows}
         self._tft_past = {s: v for s, v in self._tft_past.items() if s in live or s in out}

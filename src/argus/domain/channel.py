@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import attrs
@@ -91,16 +91,20 @@ class RequestRouter:
     def register(self, kind: str, handler: Handler) -> None:
         self.handlers[kind] = handler
 
-    def handle_pending(self, limit: int = 20, budget_s: float = 1.0) -> int:
+    def handle_pending(self, limit: int = 20, budget_s: float = 1.0, kinds: Collection[str] | None = None) -> int:
         """Answer pending requests, one claim at a time, until ``limit`` or ``budget_s`` is used up.
 
         The budget keeps a flood of slow requests (explanations take a second or two) from
         starving the engine's other work: ingestion, ticks and the heartbeat workers rely on.
+        ``kinds`` answers only requests of those kinds and leaves the others pending (inside a
+        tick the engine answers explanations, never a model reload).
         """
         handled = 0
         started = self.clock()
+        accept = None if kinds is None else _of_kinds(frozenset(kinds))
         while handled < limit and self.clock() - started < budget_s:
-            claimed = self.channel.claim(1, self.clock())
+            claimed = (self.channel.claim(1, self.clock()) if accept is None
+                       else self.channel.claim(1, self.clock(), accept=accept))
             if not claimed:
                 break
             self._handle(claimed[0])
@@ -121,3 +125,10 @@ class RequestRouter:
             self.channel.fail(request.id, "engine_error", f"{type(ex).__name__} while handling {request.kind}")
         else:
             self.channel.answer(request.id, result)
+
+
+def _of_kinds(kinds: frozenset[str]) -> Callable[[str, Mapping[str, Any]], bool]:
+    def accept(kind: str, payload: Mapping[str, Any]) -> bool:
+        return kind in kinds
+
+    return accept

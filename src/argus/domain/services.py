@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 
 import attrs
@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 #: On start-up the engine re-reads this many batches before its cursor: a batch that was still
 #: committing while the windows were rebuilt is applied late, never lost (re-applying is idempotent).
 REBUILD_OVERLAP_BATCHES = 50
+
+#: Requests the engine answers between the forecast chunks of a tick (read-only, of the last tick).
+MID_TICK_KINDS = frozenset({"explain"})
 
 
 class WindowKeeper:
@@ -147,6 +150,8 @@ class Engine:
         housekeeping: Sequence[tuple[float, Callable[[], object]]] = (),
         min_history_steps: int = 12,
         min_tick_interval_s: float = 2.0,
+        mid_tick_kinds: Collection[str] = MID_TICK_KINDS,
+        mid_tick_budget_s: float = 1.0,
         heartbeat_s: float = 2.0,
         resend_every_s: float = 60.0,
         clock: Callable[[], float] = time.time,
@@ -162,6 +167,8 @@ class Engine:
         self.housekeeping = [(interval, task, [-float("inf")]) for interval, task in housekeeping]
         self._default_min_history = min_history_steps
         self.min_tick_interval_s = min_tick_interval_s
+        self.mid_tick_kinds = frozenset(mid_tick_kinds)
+        self.mid_tick_budget_s = mid_tick_budget_s
         self.heartbeat_s = heartbeat_s
         self.resend_every_s = resend_every_s
         self.clock = clock
@@ -242,7 +249,7 @@ class Engine:
         self._pending = False
         self._last_tick = self.clock()
         at = datetime.fromtimestamp(self._last_tick, tz=UTC)
-        result = self.predictor.tick(self.keeper.windows, at)
+        result = self.predictor.tick(self.keeper.windows, at, between_chunks=self.answer_mid_tick)
         self.status.last_prediction = at
         bodies = dict(self.render(result)) if self.render else {}
         bodies["status"] = self.status.render(self.keeper.windows, self.min_history_steps)
@@ -259,6 +266,20 @@ class Engine:
                  len(result.assessments), result.duration_s, result.servers_warming_up, len(result.events),
                  result.model_name)
         return result
+
+    def answer_mid_tick(self) -> None:
+        """Between a tick's forecast chunks: answer pending ``mid_tick_kinds`` requests for ``mid_tick_budget_s``.
+
+        An explanation answered here is of the last published tick, as it would be a moment before
+        this tick began: the windows are not polled inside a tick and the explain service keeps the
+        forecaster state of its tick. Other requests (a model reload) wait until the tick is over.
+        """
+        if self.router is None or not self.mid_tick_kinds:
+            return
+        try:
+            self.router.handle_pending(budget_s=self.mid_tick_budget_s, kinds=self.mid_tick_kinds)
+        except Exception:  # noqa: BLE001 - requests never cost the tick (the channel's database may be away)
+            log.exception("answering requests inside the tick failed")
 
     def publish_status(self) -> None:
         self.published.publish({"status": self.status.render(self.keeper.windows, self.min_history_steps)})

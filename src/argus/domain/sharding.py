@@ -116,8 +116,11 @@ class OwnedRequests:
             return self.ownership.owns(str(payload.get("server_name", "")))
         return 0 in self.ownership.tokens
 
-    def claim(self, limit: int, now: float):
-        return self.channel.claim(limit, now, accept=self.accepts)
+    def claim(self, limit: int, now: float, accept=None):
+        if accept is None:
+            return self.channel.claim(limit, now, accept=self.accepts)
+        return self.channel.claim(limit, now, accept=lambda kind, payload: self.accepts(kind, payload)
+                                  and accept(kind, payload))
 
     def answer(self, request: int, result: dict) -> None:
         self.channel.answer(request, result)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import partial
 
@@ -78,12 +79,22 @@ class Predictor:
         self._limits[name] = (last, limits, normal)
         return limits, normal
 
-    def tick(self, windows: FleetWindows, at: datetime) -> TickResult:
-        """Forecast all ready servers in one batch, assess them, update alerts."""
+    def tick(self, windows: FleetWindows, at: datetime,
+             between_chunks: Callable[[], object] | None = None) -> TickResult:
+        """Forecast all ready servers in one batch, assess them, update alerts.
+
+        ``between_chunks`` is handed to a forecaster that works in chunks and takes it (the blend):
+        the engine answers requests there. It must not change what the tick reads: the windows,
+        the forecaster's state, this predictor's trackers (explanations read them, of the last tick).
+        """
         started = time.perf_counter()
         ready = windows.ready(self.forecaster.min_history_steps)
         profiles = {w.server_name: self.profiles.profile_for(w.server_name) for w in ready}
-        forecasts = finite_forecasts(self.forecaster.forecast(ready, {name: p.name for name, p in profiles.items()}))
+        names = {name: p.name for name, p in profiles.items()}
+        if between_chunks is not None and _takes_between_chunks(self.forecaster):
+            forecasts = finite_forecasts(self.forecaster.forecast(ready, names, between_chunks=between_chunks))
+        else:
+            forecasts = finite_forecasts(self.forecaster.forecast(ready, names))
         calibration = getattr(self.forecaster, "probability_calibration", None)  # the model's map, if any
         assessments = []
         for window in ready:
@@ -109,6 +120,13 @@ class Predictor:
             records_in_windows=windows.total_records(), min_history_steps=self.forecaster.min_history_steps,
             duration_s=time.perf_counter() - started,
         )
+
+
+def _takes_between_chunks(forecaster) -> bool:
+    try:
+        return "between_chunks" in inspect.signature(forecaster.forecast).parameters
+    except (TypeError, ValueError):  # a callable without a signature
+        return False
 
 
 def finite_forecasts(forecasts: Mapping[str, Forecast]) -> dict[str, Forecast]:

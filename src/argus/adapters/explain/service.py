@@ -46,10 +46,15 @@ class ExplainService:
         self.precompute_max = precompute_max
         self.latest: TickResult | None = None
         self._cache: dict[str, tuple[tuple, dict[str, Any]]] = {}
+        self._frozen: dict[str, Any] = {}
 
     def observe(self, result: TickResult) -> dict[str, str]:
         """Remember ``result`` and return the precomputed bodies of its worst servers at warning or above."""
         self.latest = result
+        # The forecaster each server's explanation re-runs, fixed now: the engine answers requests
+        # between the next tick's forecast chunks, while the blend's per-server state moves on.
+        freeze = getattr(self.predictor.forecaster, "frozen", None) if self.predictor is not None else None
+        self._frozen = {name: freeze(f) for name, f in result.forecasts.items()} if freeze is not None else {}
         self._cache = {name: entry for name, entry in self._cache.items() if name in result.forecasts}
         hot = sorted((a for a in result.assessments
                       if a.level >= AlertLevel.WARNING and a.server_name in result.forecasts),
@@ -92,9 +97,11 @@ class ExplainService:
         if cached is not None and cached[0] == key:
             return {**cached[1], **_of_tick(result, name, assessment), "cached": True}
         started = time.perf_counter()
-        forecaster = self.predictor.forecaster
-        if hasattr(forecaster, "frozen"):  # the blend: re-run with this tick's weights, not re-estimated ones
-            forecaster = forecaster.frozen(result.forecasts[name])
+        forecaster = self._frozen.get(name) if result is self.latest else None
+        if forecaster is None:
+            forecaster = self.predictor.forecaster
+            if hasattr(forecaster, "frozen"):  # the blend: re-run with this tick's weights, not re-estimated ones
+                forecaster = forecaster.frozen(result.forecasts[name])
         limits, normal = self.predictor.limits_for(window)  # what the tick scored against: re-runs reproduce it
         context = ExplanationContext(
             server_name=name, profile=self.predictor.profiles.profile_for(name), assessment=assessment,

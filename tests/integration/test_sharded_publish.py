@@ -186,3 +186,16 @@ def test_sharding_on_sqlite_is_refused_at_start(tmp_path, settings):
     with pytest.raises(ConfigurationError, match="needs PostgreSQL"):
         make_leader_lock(engine, attrs.evolve(settings, engine_sharding=True))
     engine.dispose()
+
+
+def test_readers_serve_whichever_of_single_engine_and_partitions_published_last(fleet):
+    store, _ = fleet
+    reader = ShardedPublished(store, SqlShardReader(store.engine))
+    store.publish({"predictions": '{"from": "single"}'})
+    assert json.loads(reader.read_published("predictions").body) == {"from": "single"}  # no partitions yet
+    a, b = _share(store, Clock())
+    a.loop.start()
+    a.engine.tick()
+    assert "predictions" in json.loads(reader.read_published("predictions").body)  # partitions are newer
+    store.publish({"predictions": '{"from": "single"}'})  # back to one engine: its newer body wins
+    assert json.loads(reader.read_published("predictions").body) == {"from": "single"}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from argus.domain.metrics import INTEGER_FIELDS, METRIC_FIELDS
+from argus.domain.metrics import INTEGER_FIELDS, METRIC_FIELDS, OPTIONAL_FIELDS
 
 metadata = sa.MetaData()
 
@@ -24,6 +24,7 @@ ingest_batches = sa.Table(
 )
 
 #: Every accepted record; (server_name, ts) is unique and a re-send replaces it (last write wins).
+#: An optional field the record's source lacks is NULL (never NaN: PostgreSQL would store a NaN).
 records = sa.Table(
     "records",
     metadata,
@@ -31,7 +32,7 @@ records = sa.Table(
     sa.Column("ts", sa.BigInteger, primary_key=True),
     sa.Column("status", sa.String(16), nullable=False),
     *(
-        sa.Column(name, sa.Integer if name in INTEGER_FIELDS else sa.Float, nullable=False)
+        sa.Column(name, sa.Integer if name in INTEGER_FIELDS else sa.Float, nullable=name in OPTIONAL_FIELDS)
         for name in METRIC_FIELDS
     ),
     sa.Column("batch_id", sa.Integer, nullable=False),

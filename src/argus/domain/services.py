@@ -155,6 +155,7 @@ class Engine:
         heartbeat_s: float = 2.0,
         resend_every_s: float = 60.0,
         clock: Callable[[], float] = time.time,
+        on_tick: Callable[[float], object] | None = None,
     ) -> None:
         self.keeper = keeper
         self.published = published
@@ -172,6 +173,7 @@ class Engine:
         self.heartbeat_s = heartbeat_s
         self.resend_every_s = resend_every_s
         self.clock = clock
+        self.on_tick = on_tick  # told each tick's wall time in seconds (the /metrics tick histogram)
         self._last_publish = -float("inf")
         self._last_tick = -float("inf")
         self._last_tick_end = -float("inf")
@@ -259,6 +261,7 @@ class Engine:
             self.published.publish(bodies)
         self._last_publish = self._last_tick_end = self.clock()
         self._last_tick_duration = self._last_tick_end - self._last_tick
+        self._report_tick(self._last_tick_duration)
         if self.dispatcher is not None and result.events:
             self.dispatcher.dispatch(result.events)
         self.last_result = result
@@ -266,6 +269,14 @@ class Engine:
                  len(result.assessments), result.duration_s, result.servers_warming_up, len(result.events),
                  result.model_name)
         return result
+
+    def _report_tick(self, duration_s: float) -> None:
+        if self.on_tick is None:
+            return
+        try:
+            self.on_tick(duration_s)
+        except Exception:  # noqa: BLE001 - telemetry never costs a tick
+            log.exception("reporting the tick's duration failed")
 
     def answer_mid_tick(self) -> None:
         """Between a tick's forecast chunks: answer pending ``mid_tick_kinds`` requests for ``mid_tick_budget_s``.

@@ -26,6 +26,7 @@ from argus.adapters.sql.metrics_query import SqlMetricsQuery
 from argus.adapters.sql.shards import SqlShardPublisher, SqlShardReader
 from argus.adapters.sql.store import SqlMetricsStore
 from argus.adapters.sql.training_runs import SqlTrainingRuns
+from argus.adapters.telemetry import EngineTelemetry
 from argus.adapters.tft.manager import ModelManager
 from argus.adapters.tft.registry import DirectoryModelRegistry
 from argus.adapters.training_process import TrainingSupervisor
@@ -81,9 +82,11 @@ def make_router(channel, **handlers) -> RequestRouter:
 
 
 def make_housekeeping(channel: SqlEngineChannel, history_sweep=None, manager=None,
-                      supervisor=None, records_sweep=None) -> list[tuple[float, object]]:
+                      supervisor=None, records_sweep=None, telemetry=None) -> list[tuple[float, object]]:
     """Periodic engine chores as (interval in seconds, callable)."""
     chores: list[tuple[float, object]] = [(600.0, channel.purge)]
+    if telemetry is not None:
+        chores.append((5.0, telemetry.sample_sinks))  # alert sink queue depths for /metrics
     if records_sweep is not None:
         chores.append((0.0, records_sweep))  # asked every step; purges a small batch when due (its own pace)
     if history_sweep is not None:
@@ -201,6 +204,8 @@ class Container(containers.DeclarativeContainer):
         metrics_query=metrics_query.provided.recent,
         accepted_times=providers.Factory(AcceptedTimes, max_clock_skew_s=settings.provided.max_clock_skew_s,
                                          retention_days=settings.provided.records_retention_days),
+        metrics_public=settings.provided.metrics_public,
+        metrics_max_servers=settings.provided.metrics_max_servers,
     )
 
     # The engine process only: the model is loaded here, never in a web worker or the gunicorn master.
@@ -211,6 +216,7 @@ class Container(containers.DeclarativeContainer):
     alert_dispatcher = providers.Resource(
         open_dispatcher, sink_settings=settings.provided.sink_settings, plugin_host=plugins
     )
+    engine_telemetry = providers.Singleton(EngineTelemetry, sink_stats=alert_dispatcher.provided.stats)
     engine_status = providers.Singleton(make_engine_status, settings=settings, forecaster=forecaster)
     model_manager = providers.Singleton(
         ModelManager, registry=registry, predictor=predictor, status=engine_status, loader=providers.Object(load_tft),
@@ -266,8 +272,9 @@ class Container(containers.DeclarativeContainer):
         router=request_router,
         housekeeping=providers.Callable(make_housekeeping, channel=channel, history_sweep=history_sweep,
                                         manager=model_manager, supervisor=training_supervisor,
-                                        records_sweep=records_sweep),
+                                        records_sweep=records_sweep, telemetry=engine_telemetry),
         min_tick_interval_s=settings.provided.tick_interval_s,
+        on_tick=engine_telemetry.provided.tick_finished,
     )
     partitioned_engine = providers.Factory(
         PartitionedEngine, engine=engine, ownership=ownership, held=lease_renewer.provided.held, feed=owned_feed,

@@ -114,6 +114,8 @@ class Settings:
     explain_shap_samples: int = 128
     explain_shap_output: str = "driver_forecast"
     sink_settings: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict, hash=False)
+    metrics_public: bool = False
+    metrics_max_servers: int = 500
 
     @property
     def explain_settings(self) -> dict[str, str]:
@@ -167,6 +169,8 @@ class Settings:
             explain_shap_output=_choice(env, "ARGUS_EXPLAIN_SHAP_OUTPUT", ("driver_forecast", "risk_score"),
                                         "driver_forecast"),
             sink_settings=parse_sink_settings(env),
+            metrics_public=_choice(env, "ARGUS_METRICS_PUBLIC", ("0", "1"), "0") == "1",
+            metrics_max_servers=_int(env, "ARGUS_METRICS_MAX_SERVERS", 500, minimum=0),
         )
 
     def child_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:

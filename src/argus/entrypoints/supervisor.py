@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import attrs
 
@@ -24,6 +27,37 @@ STOP_TIMEOUT_S = 25.0
 ENGINE_RESTART_BACKOFF_S = (1, 2, 5, 10, 30)
 #: An engine that ran this long crashed for a new reason: its restart waits the first step again.
 ENGINE_HEALTHY_AFTER_S = 60.0
+#: prometheus_client's multiprocess directory: every child counts there, /metrics sums it (docs/prometheus.md).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_metrics_dir(env: Mapping[str, str]) -> tuple[Path, bool]:
+    """Return (directory, made here) for this run's metrics: the configured one emptied of old files, or a new one.
+
+    A new one is in /dev/shm where there is one (values are mmapped files) and is removed at exit.
+    """
+    configured = env.get(MULTIPROC_ENV)
+    if configured:
+        path = Path(configured)
+        path.mkdir(parents=True, exist_ok=True)
+        for old in path.glob("*.db"):  # a previous run's processes: their counts must not add to this run's
+            old.unlink(missing_ok=True)
+        return path, False
+    shm = Path("/dev/shm")
+    parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+    return Path(tempfile.mkdtemp(prefix="argus-metrics-", dir=parent)), True
+
+
+def mark_dead(metrics_dir: Path | None, pid: int) -> None:
+    """Drop an exited process's live gauges from the metrics directory (its counters stay in the sums)."""
+    if metrics_dir is None:
+        return
+    from prometheus_client import multiprocess
+
+    try:
+        multiprocess.mark_process_dead(pid, str(metrics_dir))
+    except OSError as ex:
+        log.warning("could not mark pid %d dead in %s: %s", pid, metrics_dir, ex)
 
 
 def prepare(settings: Settings, generate_key: bool, echo: Callable[[str], None]) -> None:
@@ -77,11 +111,21 @@ class Supervisor:
         self._clock = clock
         self._backoff = RestartBackoff()
         self._engine_restart_at: float | None = None
+        self._metrics_dir: Path | None = None
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(self.settings.torch_threads))}
+        self._metrics_dir, made = prepare_metrics_dir(os.environ)
+        env[MULTIPROC_ENV] = str(self._metrics_dir)
+        try:
+            return self._run(env)
+        finally:
+            if made:
+                shutil.rmtree(self._metrics_dir, ignore_errors=True)
+
+    def _run(self, env: dict[str, str]) -> int:
         if self.run_engine:
             self._engine = self._start_engine(env)
         self._web = subprocess.Popen(self._gunicorn_command(), env=env)
@@ -108,6 +152,7 @@ class Supervisor:
             return
         now = self._clock()
         if self._engine_restart_at is None:
+            mark_dead(self._metrics_dir, self._engine.pid)
             delay = self._backoff.delay_after_exit(now)
             log.error("engine exited with code %s; restarting in %ss (%d quick crash%s in a row)",
                       self._engine.returncode, delay, self._backoff.quick_crashes,

@@ -23,6 +23,7 @@ from argus.adapters.http.history import (
     ServerHistoryResource,
     SummaryResource,
 )
+from argus.adapters.http.metrics import MetricsResource, PublishedCollector, TelemetryMiddleware, created_from
 from argus.adapters.http.openapi import OpenApiResource
 from argus.adapters.http.ratelimit import RateLimiter
 from argus.adapters.http.resources import (
@@ -34,6 +35,7 @@ from argus.adapters.http.resources import (
     PublishedBodies,
     StatusResource,
 )
+from argus.adapters.telemetry import process_metrics, union
 from argus.domain.ingestion import AcceptedTimes
 from argus.ports.history import HistoryStore
 from argus.ports.storage import MetricsStore, PublishedResults
@@ -70,8 +72,17 @@ class RequestIdMiddleware:
         request_id_var.set("-")
 
 
+def presented_key(req: falcon.Request) -> str:
+    """The key a client sent: ``X-API-Key``, else an ``Authorization: Bearer`` token (how Prometheus sends one)."""
+    key = req.get_header("X-API-Key")
+    if key is not None:
+        return key
+    scheme, _, token = (req.get_header("Authorization") or "").strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 class AuthMiddleware:
-    """Check X-API-Key in constant time; resources with ``auth_required = False`` are public.
+    """Check the API key in constant time; resources with ``auth_required = False`` are public.
 
     Wrong or missing keys count per client address (the ``auth_failures`` limit); past it the
     address gets 429 without its key being looked at, a right one included, until the window frees:
@@ -91,7 +102,7 @@ class AuthMiddleware:
         verdict = self._limiter.check("auth_failures", address)
         if not verdict.allowed:
             raise errors.RateLimitedError(verdict.retry_after_s)
-        given = (req.get_header("X-API-Key") or "").encode()
+        given = presented_key(req).encode()
         if not hmac.compare_digest(given, self._key):
             self._limiter.hit("auth_failures", address)
             raise falcon.HTTPUnauthorized(title="Unauthorized", description=errors.UNAUTHORIZED,
@@ -133,10 +144,13 @@ def build_app(
     explain_timeout_s: float = 10.0,
     metrics_query=None,
     accepted_times: AcceptedTimes | None = None,
+    metrics_public: bool = False,
+    metrics_max_servers: int = 500,
 ) -> falcon.App:
     """Assemble the WSGI app; every collaborator comes in from the container."""
     app = falcon.App(
-        middleware=[RequestIdMiddleware(), AuthMiddleware(api_key, limiter), RateLimitMiddleware(limiter)],
+        middleware=[TelemetryMiddleware(), RequestIdMiddleware(), AuthMiddleware(api_key, limiter),
+                    RateLimitMiddleware(limiter)],
         cors_enable=False,
     )
     json_handler = falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)
@@ -167,4 +181,6 @@ def build_app(
         app.add_route("/historical/export/{table}", ExportResource(history))
     web.add_routes(app, metrics_query)  # the page at / (public files) and /servers/{name}/metrics
     app.add_route("/openapi.json", OpenApiResource())
+    forecasts = PublishedCollector(published, engine, created_from(model_registry), max_servers=metrics_max_servers)
+    app.add_route("/metrics", MetricsResource(union(process_metrics(), forecasts), public=metrics_public))
     return app

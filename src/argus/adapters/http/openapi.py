@@ -207,6 +207,10 @@ def _paths() -> dict[str, Any]:
         "/health": {"get": _op("Health check", _json(_ref("Health")), 503, tag="status", public=True)},
         "/status": {"get": _op("Engine status", _json(_ref("Status")), 500, 503, tag="status", public=True)},
         "/openapi.json": {"get": _op("This document", _json({"type": "object"}), tag="status", public=True)},
+        "/metrics": {"get": _op(
+            "Prometheus metrics: health and forecasts (no key with ARGUS_METRICS_PUBLIC=1)",
+            {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
+            tag="status")},
         "/feed/data": {"post": _op("Feed metrics records", _json(_ref("FeedResponse")), 400, 413, 415, 422,
                                    tag="ingestion", requestBody=body)},
         "/predictions/current": {"get": _op("Current predictions", _json(_ref("Predictions")), tag="predictions")},

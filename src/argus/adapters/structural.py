@@ -62,7 +62,9 @@ def targets_of(values: np.ndarray) -> np.ndarray:
 
 
 def histories(windows: Sequence[MetricsWindow], steps: int) -> Histories:
-    """Put each window's measured records (not ``offline``, all finite) on a grid of ``steps`` steps.
+    """Put each window's measured records (not ``offline``, every target finite) on a grid of ``steps`` steps.
+
+    Only the targets are read: a missing covariate (an optional field, NaN) does not drop its row.
 
     Windows without a measured record get an all-NaN row and ``last_epoch_s`` 0.
     """
@@ -71,7 +73,7 @@ def histories(windows: Sequence[MetricsWindow], steps: int) -> Histories:
     offline = STATUS_CODE["offline"]
     for b, window in enumerate(windows):
         values = window.values[-steps:]
-        keep = (window.statuses[-steps:] != offline) & np.isfinite(values).all(axis=1)
+        keep = (window.statuses[-steps:] != offline) & np.isfinite(values[:, _TARGET_COLUMNS]).all(axis=1)
         if not keep.any():
             continue
         grid = (window.timestamps[-steps:][keep] + STEP_SECONDS // 2) // STEP_SECONDS

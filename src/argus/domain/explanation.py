@@ -6,7 +6,9 @@ Pure (stdlib, attrs, numpy). The explainers that compute numbers from the model 
 A *feature* is one input series of the model's encoder, named as the API shows it: the forecast
 targets by their risk-metric name (``cpu_pct``, ``mem_pct`` ...) and the observed covariates by
 their record field (``cpu_user_pct``, ``back_close_wait`` ...). ``uptime_days`` and ``status`` are
-not model inputs, so no explanation can attribute anything to them.
+not model inputs, so no explanation can attribute anything to them; nor to a *missing* feature (an
+optional field the server's source lacks: the model read a masked stand-in, not the server): the
+explainers leave it out of their game and their rankings, and report it under ``missing_features``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 
 from argus.domain.errors import ArgusError
 from argus.domain.forecast import TARGET_FIELDS, TARGETS, Forecast
-from argus.domain.metrics import FIELD_INDEX, STEP_SECONDS, MetricsWindow
+from argus.domain.metrics import FIELD_INDEX, STEP_SECONDS, MetricsWindow, missing_fields
 from argus.domain.profiles import Limits, ServerProfile
 from argus.domain.risk import STEPS_8H, RiskAssessment
 
@@ -70,12 +72,28 @@ def feature_series(values: np.ndarray, feature: str) -> np.ndarray:
 
 
 def mask_features(values: np.ndarray, masked: Sequence[str], encoder_rows: slice) -> np.ndarray:
-    """Replace each masked feature by its median over ``encoder_rows`` (on every row): the feature says nothing."""
+    """Replace each masked feature by its median over ``encoder_rows`` (on every row): the feature says nothing.
+
+    The median of the values the feature has there; a feature with none there is left as it is.
+    """
     out = values.copy()
     for feature in masked:
         column = FIELD_INDEX[FEATURE_FIELDS[feature]]
-        out[:, column] = np.median(values[encoder_rows, column])
+        known = values[encoder_rows, column]
+        known = known[np.isfinite(known)]
+        if len(known):
+            out[:, column] = np.median(known)
     return out
+
+
+def missing_features(window: MetricsWindow, encoder_rows: slice) -> list[str]:
+    """The features the server's source lacks: no value over the rows the model read, or none lately.
+
+    Lately is the window's ``missing_fields()`` (the last hour), what /predictions/current reports:
+    a covariate gone for the last hour reaches the model as a masked stand-in, not as the server's.
+    """
+    gone = set(window.missing_fields()) | set(missing_fields(window.values[encoder_rows]))
+    return [feature for feature in FEATURES if FEATURE_FIELDS[feature] in gone]
 
 
 # -- importances ---------------------------------------------------------------------------------
@@ -280,10 +298,12 @@ def _less_iowait(values: np.ndarray) -> np.ndarray:
 
 
 def _set(fields: Sequence[str], value: float) -> Callable[[np.ndarray], np.ndarray]:
+    """Set ``fields`` to ``value`` over the last hour, where they were measured (a missing one stays missing)."""
     def apply(values: np.ndarray) -> np.ndarray:
         out = values.copy()
         for field in fields:
-            out[-EFFECT_STEPS:, FIELD_INDEX[field]] = value
+            tail = out[-EFFECT_STEPS:, FIELD_INDEX[field]]
+            out[-EFFECT_STEPS:, FIELD_INDEX[field]] = np.where(np.isnan(tail), tail, value)
         return out
     return apply
 
@@ -348,12 +368,18 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
-def relevant_scenarios(features: Sequence[str], driver: str | None = None) -> list[Scenario]:
-    """The scenarios acting on one of ``features`` (the server's top features) or on its risk driver."""
+def relevant_scenarios(features: Sequence[str], driver: str | None = None,
+                       missing: Sequence[str] = ()) -> list[Scenario]:
+    """The scenarios acting on one of ``features`` (the server's top features) or on its risk driver.
+
+    A feature in ``missing`` (the server's source lacks it) makes no scenario relevant, and a
+    scenario acting only on missing features is never listed: it would change nothing real.
+    """
     wanted = set(features) | ({driver} if driver else set())
     if driver == "close_wait":
         wanted |= {"back_close_wait", "front_close_wait"}
-    return [s for s in SCENARIOS if s.features & wanted]
+    wanted -= set(missing)
+    return [s for s in SCENARIOS if s.features & wanted and s.features - set(missing)]
 
 
 def impact_text(before: float, after: float) -> str:
@@ -397,18 +423,26 @@ class ExplanationContext:
     def top_features(self, n: int = 3, min_importance: float = 0.0) -> list[str]:
         """The SHAP section's top features when it ran, else the model's own variable-selection weights.
 
-        ``min_importance`` drops features weighing less than that share of the top one.
+        ``min_importance`` drops features weighing less than that share of the top one; a missing
+        feature (``missing_features``) is never one of them, whatever weight the model gave its stand-in.
         """
+        missing = set(self.missing_features())
         shap = self.sections.get("shap")
         if isinstance(shap, Mapping) and shap.get("top_features"):
-            ranked = [(item["feature"], float(item["importance"])) for item in shap["top_features"]]
+            ranked = [(item["feature"], float(item["importance"])) for item in shap["top_features"]
+                      if item["feature"] not in missing]
         else:
             weights: dict[str, float] = {}
             for name, weight in self.forecast.encoder_importance.items():
-                if name in MODEL_VARIABLES:
-                    weights[MODEL_VARIABLES[name]] = weights.get(MODEL_VARIABLES[name], 0.0) + float(weight)
+                feature = MODEL_VARIABLES.get(name)
+                if feature is not None and feature not in missing:
+                    weights[feature] = weights.get(feature, 0.0) + float(weight)
             ranked = [(f.feature, f.importance) for f in rank_importances(weights, n)]
         return [feature for feature, importance in ranked[:n] if importance >= min_importance or importance == 1.0]
+
+    def missing_features(self) -> list[str]:
+        """The features the server's source lacks (see ``missing_features``), in FEATURES order."""
+        return missing_features(self.window, self.encoder_rows())
 
     def encoder_rows(self) -> slice:
         """The rows of ``window`` the model read (its encoder), from the forecast's encoder timestamps."""

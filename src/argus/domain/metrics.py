@@ -27,6 +27,11 @@ class MetricField:
     high: float
     integer: bool = False
     low: float = 0.0
+    #: May be missing: a source that cannot measure it (Prometheus without node_exporter's tcpstat
+    #: collector has no CLOSE_WAIT counts, nothing exports Java CPU) leaves it out, NaN in memory and
+    #: NULL in SQL; never invented. Only covariates may: a forecast target (domain.forecast.TARGET_FIELDS)
+    #: missing makes the record no measurement (a gap). ``POST /feed/data`` still requires every field.
+    optional: bool = False
 
 
 MAX_RATE_MB_S = 1_000_000.0  # 8 Tbit/s: more than all PCIe 5.0 x16 slots of a server carry together
@@ -35,25 +40,33 @@ MAX_LOAD = 4_194_304.0  # a load average counts tasks, and Linux allows at most 
 MAX_UPTIME_DAYS = 365  # the reference's range
 
 #: The field table: numeric fields of a record, in the order used by every array in Argus.
+#: Required: the six the model forecasts (CPU busy = 100 - idle, I/O wait, memory, swap, disk, load),
+#: which every host agent reports (a host without swap reports 0 % of none used, as node_exporter's
+#: SwapTotal 0 and hostmetrics' empty paging give). Optional: the covariates and uptime.
 FIELDS: tuple[MetricField, ...] = (
-    MetricField("cpu_user_pct", "%", 100.0),
-    MetricField("cpu_sys_pct", "%", 100.0),
+    MetricField("cpu_user_pct", "%", 100.0, optional=True),
+    MetricField("cpu_sys_pct", "%", 100.0, optional=True),
     MetricField("cpu_iowait_pct", "%", 100.0),
     MetricField("cpu_idle_pct", "%", 100.0),
-    MetricField("java_cpu_pct", "%", 100.0),
+    MetricField("java_cpu_pct", "%", 100.0, optional=True),
     MetricField("mem_used_pct", "%", 100.0),
     MetricField("swap_used_pct", "%", 100.0),
     MetricField("disk_usage_pct", "%", 100.0),
-    MetricField("net_in_mb_s", "MB/s", MAX_RATE_MB_S),
-    MetricField("net_out_mb_s", "MB/s", MAX_RATE_MB_S),
-    MetricField("back_close_wait", "sockets", MAX_SOCKETS, integer=True),
-    MetricField("front_close_wait", "sockets", MAX_SOCKETS, integer=True),
+    MetricField("net_in_mb_s", "MB/s", MAX_RATE_MB_S, optional=True),
+    MetricField("net_out_mb_s", "MB/s", MAX_RATE_MB_S, optional=True),
+    MetricField("back_close_wait", "sockets", MAX_SOCKETS, integer=True, optional=True),
+    MetricField("front_close_wait", "sockets", MAX_SOCKETS, integer=True, optional=True),
     MetricField("load_average", "tasks", MAX_LOAD),
-    MetricField("uptime_days", "days", MAX_UPTIME_DAYS, integer=True),
+    MetricField("uptime_days", "days", MAX_UPTIME_DAYS, integer=True, optional=True),
 )
 METRIC_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS)
 FIELD_INDEX = {name: i for i, name in enumerate(METRIC_FIELDS)}
 INTEGER_FIELDS = frozenset(f.name for f in FIELDS if f.integer)
+OPTIONAL_FIELDS = frozenset(f.name for f in FIELDS if f.optional)
+REQUIRED_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS if not f.optional)
+_REQUIRED = np.array([not f.optional for f in FIELDS])
+#: A field absent from every record of a server's last hour is reported missing (``missing_fields``).
+MISSING_LOOKBACK_STEPS = 12
 _LOW = np.array([f.low for f in FIELDS], dtype=np.float32)
 _HIGH = np.array([f.high for f in FIELDS], dtype=np.float32)
 _LOW_T, _HIGH_T = tuple(float(f.low) for f in FIELDS), tuple(float(f.high) for f in FIELDS)
@@ -70,17 +83,31 @@ def clip_values(values: np.ndarray) -> np.ndarray:
 
 
 def _physical(values: tuple[float, ...]) -> tuple[float, ...] | None:
-    """One record's values within the field table's ranges; None when one is NaN (fast path: all in range)."""
+    """One record's values within the field table's ranges, a missing optional field kept NaN; None when
+    a required field is NaN (fast path: all in range)."""
     if all(low <= v <= high for v, low, high in zip(values, _LOW_T, _HIGH_T, strict=True)):
         return values
-    if any(math.isnan(v) for v in values):
+    if any(math.isnan(v) and not field.optional for v, field in zip(values, FIELDS, strict=True)):
         return None
-    return tuple(min(max(v, low), high) for v, low, high in zip(values, _LOW_T, _HIGH_T, strict=True))
+    return tuple(v if math.isnan(v) else min(max(v, low), high)
+                 for v, low, high in zip(values, _LOW_T, _HIGH_T, strict=True))
 
 
 def measured(values: np.ndarray) -> np.ndarray:
-    """Which rows hold a number in every field (a row with NaN is no measurement: a gap)."""
-    return ~np.isnan(np.asarray(values, dtype=np.float64)).any(axis=-1)
+    """Which rows hold a number in every required field (a row without one is no measurement: a gap).
+
+    An optional field may be NaN (missing) in a measured row: the row stays, the field stays NaN.
+    """
+    return ~np.isnan(np.asarray(values, dtype=np.float64)[..., _REQUIRED]).any(axis=-1)
+
+
+def missing_fields(values: np.ndarray) -> list[str]:
+    """The fields without a single number in ``values`` (rows aligned with METRIC_FIELDS), in table order."""
+    values = np.asarray(values)
+    if not len(values):
+        return []
+    absent = np.isnan(values).all(axis=0)
+    return [name for name, gone in zip(METRIC_FIELDS, absent.tolist(), strict=True) if gone]
 
 
 #: Operator annotations; never a model input (they are derived from the metrics and leak the answer).
@@ -104,7 +131,7 @@ class Record:
     timestamp: datetime
     server_name: str
     status: str
-    values: tuple[float, ...]  # aligned with METRIC_FIELDS
+    values: tuple[float, ...]  # aligned with METRIC_FIELDS; NaN: an optional field the source lacks
 
     @property
     def epoch_s(self) -> int:
@@ -113,15 +140,20 @@ class Record:
     def value(self, field: str) -> float:
         return self.values[FIELD_INDEX[field]]
 
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The fields this record lacks (NaN), in table order."""
+        return tuple(name for name, value in zip(METRIC_FIELDS, self.values, strict=True) if math.isnan(value))
+
     def as_dict(self) -> dict[str, object]:
-        """Render the record in the wire schema (ISO timestamp without zone means UTC)."""
+        """Render the record in the wire schema (ISO timestamp without zone means UTC); a missing field is None."""
         out: dict[str, object] = {
             "timestamp": wire_time(self.timestamp),
             "server_name": self.server_name,
             "status": self.status,
         }
         for name, value in zip(METRIC_FIELDS, self.values, strict=True):
-            out[name] = int(value) if name in INTEGER_FIELDS else float(value)
+            out[name] = None if math.isnan(value) else int(value) if name in INTEGER_FIELDS else float(value)
         return out
 
 
@@ -200,6 +232,10 @@ class MetricsWindow:
     def column(self, field: str) -> np.ndarray:
         return self.values[:, FIELD_INDEX[field]]
 
+    def missing_fields(self, steps: int = MISSING_LOOKBACK_STEPS) -> list[str]:
+        """The fields absent (NaN) from every one of the last ``steps`` records: what the server's source lacks."""
+        return missing_fields(self.values[-steps:])
+
     def add(self, epoch_s: int, values: Iterable[float], status: str) -> None:
         """Place one record by timestamp; the oldest record falls out once the window is full."""
         row = np.asarray(tuple(values), dtype=np.float32)
@@ -264,10 +300,11 @@ class FleetWindows:
     """Every tracked server's MetricsWindow, keyed by server name: what the engine's model reads.
 
     Stored records enter through ``add`` and ``load``, which keep the model's inputs physical
-    whatever the database holds: values are clipped to the field table's ranges, a row with NaN is
-    a gap, and records dated after ``not_after_epoch_s`` stay out (counted in ``future_skipped``):
-    one record from a wrong clock (dated 2099) would otherwise stay its window's newest row for
-    ever, and the server would never again get a forecast.
+    whatever the database holds: values are clipped to the field table's ranges, a row without a
+    required field is a gap (a missing optional field stays NaN in its row), and records dated
+    after ``not_after_epoch_s`` stay out (counted in ``future_skipped``): one record from a wrong
+    clock (dated 2099) would otherwise stay its window's newest row for ever, and the server would
+    never again get a forecast.
     """
 
     def __init__(self, capacity: int) -> None:

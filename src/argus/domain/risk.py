@@ -63,7 +63,11 @@ def current_values(window: MetricsWindow) -> dict[str, float]:
 
 
 def values_from_row(row: Sequence[float]) -> dict[str, float]:
-    """Every risk metric of one record's values (aligned with METRIC_FIELDS)."""
+    """Every risk metric of one record's values (aligned with METRIC_FIELDS).
+
+    close_wait is the larger CLOSE_WAIT count the record has: NaN only when it lacks both (its source
+    cannot count them; ``assess`` then leaves the metric out).
+    """
     return {
         "cpu_pct": 100.0 - float(row[FIELD_INDEX["cpu_idle_pct"]]),
         "mem_pct": float(row[FIELD_INDEX["mem_used_pct"]]),
@@ -71,14 +75,16 @@ def values_from_row(row: Sequence[float]) -> dict[str, float]:
         "iowait_pct": float(row[FIELD_INDEX["cpu_iowait_pct"]]),
         "disk_pct": float(row[FIELD_INDEX["disk_usage_pct"]]),
         "load": float(row[FIELD_INDEX["load_average"]]),
-        "close_wait": float(max(row[FIELD_INDEX["back_close_wait"]], row[FIELD_INDEX["front_close_wait"]])),
+        "close_wait": float(np.fmax(row[FIELD_INDEX["back_close_wait"]], row[FIELD_INDEX["front_close_wait"]])),
     }
 
 
 def recent_means(window: MetricsWindow, steps: int = STEPS_1H) -> dict[str, float]:
-    """The mean of every risk metric over the last ``steps`` observations."""
+    """The mean of every risk metric over the last ``steps`` observations (of those that have it: NaN when none)."""
     tail = window.values[-steps:].astype(np.float64)
-    means = tail.mean(axis=0)
+    known = np.isfinite(tail)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(known, tail, 0.0).sum(axis=0) / known.sum(axis=0)
     return {
         "cpu_pct": 100.0 - float(means[FIELD_INDEX["cpu_idle_pct"]]),
         "mem_pct": float(means[FIELD_INDEX["mem_used_pct"]]),
@@ -86,7 +92,7 @@ def recent_means(window: MetricsWindow, steps: int = STEPS_1H) -> dict[str, floa
         "iowait_pct": float(means[FIELD_INDEX["cpu_iowait_pct"]]),
         "disk_pct": float(means[FIELD_INDEX["disk_usage_pct"]]),
         "load": float(means[FIELD_INDEX["load_average"]]),
-        "close_wait": float(max(means[FIELD_INDEX["back_close_wait"]], means[FIELD_INDEX["front_close_wait"]])),
+        "close_wait": float(np.fmax(means[FIELD_INDEX["back_close_wait"]], means[FIELD_INDEX["front_close_wait"]])),
     }
 
 
@@ -100,7 +106,7 @@ def metric_matrix(values: np.ndarray) -> dict[str, np.ndarray]:
         "iowait_pct": v[:, FIELD_INDEX["cpu_iowait_pct"]],
         "disk_pct": v[:, FIELD_INDEX["disk_usage_pct"]],
         "load": v[:, FIELD_INDEX["load_average"]],
-        "close_wait": np.maximum(v[:, FIELD_INDEX["back_close_wait"]], v[:, FIELD_INDEX["front_close_wait"]]),
+        "close_wait": np.fmax(v[:, FIELD_INDEX["back_close_wait"]], v[:, FIELD_INDEX["front_close_wait"]]),
     }
 
 
@@ -113,8 +119,11 @@ def server_limits(limits: Limits, policy: LimitPolicy, window: MetricsWindow) ->
     if policy.mode == "absolute" or len(window) < policy.recent_steps + policy.min_steps:
         return limits, {}
     series = metric_matrix(window.values[-policy.lookback_steps:-policy.recent_steps])
-    normal = {m: float(np.quantile(series[m], policy.quantile)) for m in LIMIT_OF
-              if getattr(limits, LIMIT_OF[m]) is not None}
+    normal = {}
+    for m in LIMIT_OF:
+        known = series[m][np.isfinite(series[m])]  # a missing field (NaN) has no normal ceiling
+        if getattr(limits, LIMIT_OF[m]) is not None and len(known):
+            normal[m] = float(np.quantile(known, policy.quantile))
     if policy.mode == "both":
         return limits, normal
     learned = {}
@@ -364,10 +373,12 @@ def assess(
     risks: dict[str, MetricRisk] = {}
     for metric, attribute in LIMIT_OF.items():
         limit = getattr(limits, attribute)
-        if limit is None or metric not in current:
-            continue
+        if limit is None or metric not in current or not math.isfinite(current[metric]):
+            continue  # a metric the server's source lacks (NaN) is no risk, and no driver
         metric_forecast = forecast if metric in TARGETS else None
-        risks[metric] = score_metric(metric, float(limit), current[metric], sustained.get(metric, current[metric]),
+        sustained_value = sustained.get(metric, current[metric])
+        risks[metric] = score_metric(metric, float(limit), current[metric],
+                                     sustained_value if math.isfinite(sustained_value) else current[metric],
                                      metric_forecast, (normal or {}).get(metric))
     driver = max(risks.values(), key=lambda r: (r.score, _CAUSE_PRIORITY[r.cause]), default=None)
     score = driver.score if driver else 0.0

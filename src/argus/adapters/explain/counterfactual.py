@@ -25,7 +25,8 @@ class CounterfactualExplainer:
 
     def explain(self, context: ExplanationContext) -> list[dict[str, Any]]:
         driver = context.assessment.driver.metric if context.assessment.driver else None
-        scenarios = relevant_scenarios(context.top_features(self.top_features, self.min_importance), driver)
+        scenarios = relevant_scenarios(context.top_features(self.top_features, self.min_importance), driver,
+                                       missing=context.missing_features())
         if not scenarios:
             return []
         rows, _ = trimmed_rows(context)

@@ -145,6 +145,7 @@ def _render(context: ExplanationContext, result: TickResult, seconds: float) -> 
     for name in ("shap", "attention", "counterfactuals"):
         body[name] = context.sections.get(name, [] if name == "counterfactuals" else {})
     body.update({k: v for k, v in context.sections.items() if k not in body})
+    body["missing_fields"] = context.window.missing_fields()
     body.update({**tick, "model": result.model_name, "computed_in_s": round(seconds, 3)})
     return body
 

@@ -5,6 +5,10 @@ the encoder window (the server's own recent history is the background: "this ser
 model nothing beyond its usual level"). Each coalition is one window; all sampled coalitions go
 through the real forecaster in one batch. The explained output is, by default, the median forecast
 peak of the metric that drives the risk (see docs/explain.md for why), or the risk score itself.
+
+A feature the server's source lacks (``ExplanationContext.missing_features``) is no player: the
+model read a masked stand-in for it, the same in every coalition, so it can be credited with
+nothing; it is listed under ``missing_features`` instead.
 """
 
 from __future__ import annotations
@@ -48,10 +52,12 @@ class ShapExplainer:
         metric = explained_metric(context.assessment, context.forecast)
         rows, encoder = trimmed_rows(context)
         base = context.window.values[rows].astype(np.float64)
+        missing = context.missing_features()
+        features = [f for f in FEATURES if f not in missing]
         calls = {"coalitions": 0, "batches": 0}
 
         def value(masks: np.ndarray) -> np.ndarray:
-            variants = [mask_features(base, [f for f, keep in zip(FEATURES, m, strict=True) if keep < 0.5], encoder)
+            variants = [mask_features(base, [f for f, keep in zip(features, m, strict=True) if keep < 0.5], encoder)
                         for m in masks]
             forecasts = forecast_variants(context, variants, rows)
             calls["coalitions"] += len(masks)
@@ -59,7 +65,7 @@ class ShapExplainer:
             return np.array([self._output(context, metric, v, rows, f) for v, f in zip(variants, forecasts,
                                                                                         strict=True)])
 
-        players = len(FEATURES)
+        players = len(features)
         state = np.random.get_state()
         np.random.seed(self.seed)  # shap samples coalitions with the global generator: same input, same answer
         try:
@@ -69,7 +75,7 @@ class ShapExplainer:
         finally:
             np.random.set_state(state)
         base_value = float(np.asarray(explainer.expected_value).reshape(-1)[0])
-        ranked = rank_importances(dict(zip(FEATURES, phi.tolist(), strict=True)), self.top)
+        ranked = rank_importances(dict(zip(features, phi.tolist(), strict=True)), self.top)
         return {
             "top_features": [
                 {"feature": f.feature, "importance": f.importance, "stars": stars(f.importance),
@@ -83,6 +89,7 @@ class ShapExplainer:
             "method": "shap.KernelExplainer (sampling), players = encoder input series, a masked series "
                       "is replaced by its median over the encoder window",
             "players": players,
+            "missing_features": missing,
             "nsamples": self.nsamples,
             "evaluations": calls["coalitions"],
             "forward_batches": calls["batches"],

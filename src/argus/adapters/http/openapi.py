@@ -81,6 +81,12 @@ _EXPECTED_INCIDENTS = {"type": "number", "minimum": 0, "description": (
     "Expected number of servers with an incident within the horizon: sum of the servers' probabilities, "
     "rounded to 2 decimals.")}
 _ABOVE_HALF = {"type": "integer", "minimum": 0, "description": "Servers whose probability within the horizon is > 0.5."}
+MISSING_FIELDS = {"type": "array", "uniqueItems": True,
+                  "items": {"type": "string", "enum": [f.name for f in FIELDS if f.optional]}, "description": (
+                      "Record fields the server's source does not provide (absent from every record of its last "
+                      "hour, e.g. java_cpu_pct or the CLOSE_WAIT counts from Prometheus without node_exporter's "
+                      "tcpstat collector): never invented; the forecast masks them and no risk or explanation "
+                      "is attributed to them. Empty when the server sends every field.")}
 PREDICTIONS = {
     "type": "object",
     "properties": {
@@ -88,7 +94,8 @@ PREDICTIONS = {
             ["risk_score", "profile", "alert", "display_metrics", "forecast"], risk_score=_NUMBER,
             profile={"type": "string"}, alert=ALERT_OBJECT, display_metrics={"type": "object"},
             forecast=_obj(["cpu_pct", "mem_pct", "timestamps"], cpu_pct={"type": "array"},
-                          mem_pct={"type": "array"}, timestamps={"type": "array", "items": {"type": "string"}}))},
+                          mem_pct={"type": "array"}, timestamps={"type": "array", "items": {"type": "string"}}),
+            missing_fields=MISSING_FIELDS)},
         "summary": _obj(["total_servers", "critical", "warning", "degraded", "healthy", "fleet_health", "prob_30m",
                          "prob_8h", "expected_incidents_30m", "expected_incidents_8h", "servers_above_50pct_30m",
                          "servers_above_50pct_8h"], total_servers={"type": "integer"}, critical={"type": "integer"},
@@ -145,7 +152,8 @@ def _schemas() -> dict[str, Any]:
                             attention=_obj(["focus_periods", "analysis"], focus_periods={"type": "array"},
                                            analysis={"type": "string"}),
                             counterfactuals={"type": "array", "items": _obj(
-                                ["scenario", "impact", "recommendation"])}),
+                                ["scenario", "impact", "recommendation"])},
+                            missing_fields=MISSING_FIELDS),
         "HistorySummary": _obj(["success", "time_range", "total_alerts", "alerts_by_level",
                                 "avg_resolution_time_minutes", "incidents_prevented", "fleet_health_avg"],
                                avg_resolution_time_minutes=_NULLABLE_NUMBER, fleet_health_avg=_NULLABLE_NUMBER),

@@ -2,8 +2,9 @@
 
 Rendering happens once per tick in the engine, so GETs cost a lookup whatever the fleet size.
 Extras beyond the reference shape are additive: quantile bands, the other forecast targets,
-time to issue, probabilities, anomaly and the driving metric; in the summary, the expected number
-of incidents and the servers above 50 % per horizon (see FleetSummary for what each one means).
+time to issue, probabilities, anomaly and the driving metric, the record fields the server's
+source lacks (``missing_fields``); in the summary, the expected number of incidents and the servers
+above 50 % per horizon (see FleetSummary for what each one means).
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ def _server(assessment: RiskAssessment, window: MetricsWindow, forecast: Forecas
         "anomaly": assessment.anomaly,
         "maintenance": assessment.maintenance,
         "last_observation": iso(int(window.timestamps[-1])),
+        "missing_fields": window.missing_fields(),
     }
     return body
 
@@ -122,17 +124,19 @@ def _display_metrics(window: MetricsWindow) -> dict:
     """The reference's three strings, plus what records really carry.
 
     Records have no disk I/O rate, so ``disk_io`` is ``"n/a"`` rather than a made-up number;
-    ``disk`` is disk usage and ``network`` the network in + out rate.
+    ``disk`` is disk usage and ``network`` the network in + out rate (``"n/a"`` when the latest
+    record lacks both directions; the one it has when it lacks one).
     """
     row = window.values[-1]
     cpu = 100.0 - float(row[FIELD_INDEX["cpu_idle_pct"]])
-    net = float(row[FIELD_INDEX["net_in_mb_s"]]) + float(row[FIELD_INDEX["net_out_mb_s"]])
+    rates = [float(row[FIELD_INDEX[f]]) for f in ("net_in_mb_s", "net_out_mb_s")]
+    known = [r for r in rates if math.isfinite(r)]
     return {
         "cpu": f"{cpu:.1f}%",
         "memory": f"{float(row[FIELD_INDEX['mem_used_pct']]):.1f}%",
         "disk_io": "n/a",
         "disk": f"{float(row[FIELD_INDEX['disk_usage_pct']]):.1f}%",
-        "network": f"{net:.1f} MB/s",
+        "network": f"{sum(known):.1f} MB/s" if known else "n/a",
     }
 
 

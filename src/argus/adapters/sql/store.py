@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Sequence
 
@@ -38,8 +39,9 @@ class SqlMetricsStore:
         rows = []
         for record in records:
             ts = record.epoch_s
-            # Plain Python numbers: numpy scalars would be stored as blobs by some drivers.
-            row = {name: (int(v) if name in INTEGER_FIELDS else float(v))
+            # Plain Python numbers: numpy scalars would be stored as blobs by some drivers. A missing
+            # field (NaN) is NULL, on a NOT NULL column (a required field) the batch fails whole.
+            row = {name: None if math.isnan(v) else int(v) if name in INTEGER_FIELDS else float(v)
                    for name, v in zip(METRIC_FIELDS, record.values, strict=True)}
             row.update(server_name=record.server_name, ts=ts, status=record.status)
             rows.append(row)
@@ -296,7 +298,7 @@ def _record_from_row(row) -> Record:
         timestamp=utc_from_epoch(row[1]),
         server_name=row[0],
         status=row[2] if row[2] in STATUS_VALUES else "healthy",
-        values=tuple(float(v) for v in row[3 : 3 + len(METRIC_FIELDS)]),
+        values=tuple(math.nan if v is None else float(v) for v in row[3 : 3 + len(METRIC_FIELDS)]),
     )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import attrs
 import numpy as np
 
-from argus.domain.forecast import TARGETS
+from argus.domain.forecast import TARGET_FIELDS, TARGETS
 from argus.domain.metrics import FIELD_INDEX, STATUS_CODE, STEP_SECONDS
 
 OFFLINE = STATUS_CODE["offline"]
@@ -30,6 +30,14 @@ COVARIATES: tuple[tuple[str, str, str], ...] = (
     ("back_cw_obs", "back_close_wait", "log"),
     ("front_cw_obs", "front_close_wait", "log"),
 )
+#: A missing covariate (an optional field its source lacks, NaN in the record) is masked, never a NaN input:
+#: each gap takes the server's own last known value of it; before any (or when the source never sends
+#: it) the neutral value below, in natural units: what the shipped model's training data held for it
+#: (the Bitbrains trace has no system, Java or CLOSE_WAIT signal: constant 0; its network median is
+#: under 0.01 MB/s). User CPU is none of these: the training data's user CPU carried the whole busy
+#: time, so a missing one is the busy time less I/O wait and system CPU, as it was there.
+NEUTRAL_COVARIATE = {"cpu_sys_pct": 0.0, "java_cpu_pct": 0.0, "net_in_mb_s": 0.0, "net_out_mb_s": 0.0,
+                     "back_close_wait": 0.0, "front_close_wait": 0.0}
 KNOWN_REALS: tuple[str, ...] = ("tod_sin", "tod_cos", "dow_sin", "dow_cos", "rel_time")
 #: Known-future guides (models with ``FeatureSpec.guides``): same time yesterday and the recent linear trend,
 #: per target, in the window's normalised units, plus an indicator of whether yesterday is in the window.
@@ -92,6 +100,9 @@ class Segment:
         return len(self.ts)
 
 
+_TARGET_COLUMNS = [FIELD_INDEX[TARGET_FIELDS[t]] for t in TARGETS]
+
+
 def targets_from_values(values: np.ndarray) -> np.ndarray:
     """Return the (n, 6) target matrix (cpu_pct = 100 - idle, ...) from rows aligned with METRIC_FIELDS."""
     col = {name: values[:, i] for name, i in FIELD_INDEX.items()}
@@ -110,12 +121,34 @@ def targets_from_values(values: np.ndarray) -> np.ndarray:
 
 
 def covariates_from_values(values: np.ndarray) -> np.ndarray:
-    """Return the (n, len(COVARIATES)) observed covariates, with their fixed transforms applied."""
+    """Return the (n, len(COVARIATES)) observed covariates, with their fixed transforms applied.
+
+    ``values`` are one server's rows, oldest first; a missing (non-finite) covariate is masked as
+    ``NEUTRAL_COVARIATE`` says, from earlier rows only (no value is taken from the future).
+    """
+    raw = {field: forward_filled(values[:, FIELD_INDEX[field]]) for _, field, _ in COVARIATES}
+    for field, neutral in NEUTRAL_COVARIATE.items():
+        raw[field] = np.where(np.isnan(raw[field]), neutral, raw[field])
+    user = raw["cpu_user_pct"]
+    if np.isnan(user).any():
+        idle, iowait = (values[:, FIELD_INDEX[TARGET_FIELDS[t]]].astype(np.float64) for t in ("cpu_pct", "iowait_pct"))
+        raw["cpu_user_pct"] = np.where(np.isnan(user), 100.0 - idle - iowait - raw["cpu_sys_pct"], user)
     cols = []
     for _, field, kind in COVARIATES:
-        raw = np.clip(values[:, FIELD_INDEX[field]].astype(np.float32), 0.0, None)
-        cols.append(raw / 100.0 if kind == "pct" else np.log1p(raw))
-    return np.stack(cols, axis=1).astype(np.float32)
+        clipped = np.clip(raw[field], 0.0, None)
+        cols.append(clipped / 100.0 if kind == "pct" else np.log1p(clipped))
+    return np.nan_to_num(np.stack(cols, axis=1), nan=0.0, posinf=0.0).astype(np.float32)
+
+
+def forward_filled(column: np.ndarray) -> np.ndarray:
+    """``column`` (float64) with each NaN or infinity replaced by the last finite value before it (leading ones NaN)."""
+    column = np.asarray(column, dtype=np.float64)
+    finite = np.isfinite(column)
+    if finite.all():
+        return column
+    idx = np.where(finite, np.arange(len(column)), -1)
+    np.maximum.accumulate(idx, out=idx)
+    return np.where(idx >= 0, column[np.maximum(idx, 0)], np.nan)
 
 
 def segments_from_arrays(
@@ -124,13 +157,14 @@ def segments_from_arrays(
 ) -> list[Segment]:
     """Put one server's records on the 5-minute grid and split it into gap-free segments.
 
-    ``offline`` rows carry no measurement and are dropped (and ``maintenance`` rows when
-    ``skip_maintenance``: training does, so maintenance work is never learnt as normal behaviour);
-    gaps of at most ``max_gap_steps``
+    ``offline`` rows and rows without every target carry no measurement and are dropped (and
+    ``maintenance`` rows when ``skip_maintenance``: training does, so maintenance work is never
+    learnt as normal behaviour); a missing covariate keeps its row and is masked (see
+    ``covariates_from_values``); gaps of at most ``max_gap_steps``
     missing steps are bridged linearly; longer gaps split the series (no long invented stretches).
     Timestamps are snapped to the nearest grid step; a repeated step keeps its last record.
     """
-    keep = (status != OFFLINE) & np.isfinite(values).all(axis=1)
+    keep = (status != OFFLINE) & np.isfinite(values[:, _TARGET_COLUMNS]).all(axis=1)
     if skip_maintenance:
         keep &= status != MAINTENANCE
     ts, values = np.asarray(ts, dtype=np.int64)[keep], values[keep]

@@ -33,9 +33,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Back to every field required: a record lacking one cannot be kept, so the missing ones become 0."""
-    for name, _ in _OPTIONAL:
-        op.execute(sa.text(f"UPDATE records SET {name} = 0 WHERE {name} IS NULL"))
+    """Back to every field required; refused while a record lacks one (it would have to be invented or dropped)."""
+    records = sa.table("records", *(sa.column(name) for name, _ in _OPTIONAL))
+    lacking = sa.select(sa.func.count()).select_from(records).where(sa.or_(*(c.is_(None) for c in records.c)))
+    count = op.get_bind().execute(lacking).scalar_one()
+    if count:
+        raise RuntimeError(f"{count} records lack an optional field: delete or complete them before downgrading")
     with op.batch_alter_table("records") as batch:
         for name, type_ in _OPTIONAL:
             batch.alter_column(name, existing_type=type_(), nullable=False)

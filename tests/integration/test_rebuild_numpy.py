@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from argus.adapters.sql import bulk
 from argus.adapters.sql import tables as t
-from argus.adapters.sql.bulk import ROW_DTYPE, driver_rows, fetch_columns
+from argus.adapters.sql.bulk import ROW_DTYPE, driver_rows, read_histories
 from argus.domain.ingestion import ServerHistory
 from argus.domain.metrics import (
     INTEGER_FIELDS,
@@ -21,6 +22,7 @@ from argus.domain.metrics import (
 from argus.domain.services import WindowKeeper
 
 BASE = 1_736_899_200
+NOW = BASE + 300 * 60
 
 
 def per_row_histories(store, limit_per_server):
@@ -52,7 +54,8 @@ def record(server: str, step: int, rng: np.random.Generator, status: str = "heal
 
 @pytest.fixture
 def seeded(sql_store):
-    """Servers with gaps, every status, a back-filled step, a re-sent (replaced) step, one server with no records."""
+    """Servers with gaps, silent lately, every status, a back-filled step, a re-sent (replaced) step, one far in
+    the future, one server with no records."""
     rng = np.random.default_rng(3)
     steps = {"web-01": range(40), "db-é02": [*range(0, 10), *range(25, 30)], "a-03": [7], "Zeta-04": range(5, 45, 3)}
     for step in range(45):
@@ -62,6 +65,7 @@ def seeded(sql_store):
             sql_store.write_batch(batch)
     sql_store.write_batch([record("web-01", -3, rng, "offline")])  # back-filled, older than everything
     sql_store.write_batch([record("web-01", 20, rng, "maintenance")])  # re-sent: replaces step 20
+    sql_store.write_batch([record("web-01", 25_000_000, rng)])  # dated 2262, stored before ingestion refused it
     with sql_store.engine.begin() as connection:
         connection.execute(t.servers.insert(), {"name": "gone-05", "first_seen_at": 0.0, "last_ts": BASE})
     return sql_store
@@ -80,11 +84,11 @@ def test_numpy_rebuild_gives_the_same_histories_as_the_per_row_conversion(seeded
 
 
 def test_rebuilt_windows_are_the_windows_the_per_row_conversion_built(seeded):
-    keeper = WindowKeeper(seeded, capacity=12)
+    keeper = WindowKeeper(seeded, capacity=12, clock=lambda: NOW, max_future_s=300.0)
     keeper.rebuild()
     expected = FleetWindows(12)
     for name, ts, statuses, values in per_row_histories(seeded, 12):
-        expected.load(ServerHistory(name, ts, statuses, values))
+        expected.load(ServerHistory(name, ts, statuses, values), not_after_epoch_s=NOW + 300)
     assert [w.server_name for w in keeper.windows] == [w.server_name for w in expected]
     for window in expected:
         rebuilt = keeper.windows.get(window.server_name)
@@ -103,9 +107,9 @@ def test_a_missing_metric_becomes_nan_and_an_unknown_status_healthy(sql_store):
     # The schema forbids NULL metrics; a query that yields one shows the conversion still gives NaN.
     query = sa.select(sa.literal("x"), sa.literal(BASE), sa.literal(STATUS_CODE["idle"]),
                       *(sa.null() if i == 2 else sa.literal(float(i)) for i in range(len(METRIC_FIELDS))))
-    columns = fetch_columns(sql_store.engine, query)
-    assert columns.names == ["x"] and columns.timestamps.tolist() == [BASE]
-    assert np.isnan(columns.values[0, 2]) and columns.values[0, 3] == 3.0
+    (history,) = read_histories(sql_store.engine, query, ["x"], None)
+    assert history.timestamps.tolist() == [BASE] and history.statuses.tolist() == [STATUS_CODE["idle"]]
+    assert np.isnan(history.values[0, 2]) and history.values[0, 3] == 3.0
     sql_store.write_batch([Record(utc_from_epoch(BASE), "y", "idle", (1.0,) * len(METRIC_FIELDS))])
     with sql_store.engine.begin() as connection:  # a status no version knows: healthy, as the feed reads it
         connection.execute(t.records.update().values(status="retired"))
@@ -113,12 +117,15 @@ def test_a_missing_metric_becomes_nan_and_an_unknown_status_healthy(sql_store):
     assert history.statuses.tolist() == [STATUS_CODE["healthy"]]
 
 
-def test_columns_grow_past_the_expected_row_count(sql_store):
+def test_rows_filed_over_many_chunks_come_back_whole_and_in_order(sql_store, monkeypatch):
+    monkeypatch.setattr(bulk, "CHUNK_ROWS", 4)
     rng = np.random.default_rng(1)
-    sql_store.write_batch([record(f"s{i}", step, rng) for i in range(3) for step in range(7)])
-    query = seeded_query()
-    columns = fetch_columns(sql_store.engine, query, expected_rows=2)
-    assert len(columns.timestamps) == 21 and sorted(columns.names) == ["s0", "s1", "s2"]
+    for step in reversed(range(7)):  # written newest first: rows arrive out of time order
+        sql_store.write_batch([record(f"s{i}", step, rng) for i in range(3)])
+    expected = {name: ts for name, ts, *_ in per_row_histories(sql_store, 5)}
+    got = {h.server_name: h.timestamps for h in sql_store.server_histories(5)}
+    assert list(got) == ["s0", "s1", "s2"]
+    assert all(np.array_equal(got[name], expected[name]) for name in got)
 
 
 def test_driver_rows_come_in_chunks_of_plain_tuples(sql_store):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import functools
 import time
 from collections.abc import Iterator, Sequence
 
@@ -10,10 +10,18 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from argus.adapters.sql import tables as t
-from argus.adapters.sql.bulk import fetch_columns, split_histories
+from argus.adapters.sql.bulk import read_histories
 from argus.domain.alerts import ActiveAlert, AlertLevel, EventType
 from argus.domain.ingestion import BatchReceipt, PublishedItem, ServerHistory
-from argus.domain.metrics import INTEGER_FIELDS, METRIC_FIELDS, STATUS_CODE, STATUS_VALUES, Record, utc_from_epoch
+from argus.domain.metrics import (
+    INTEGER_FIELDS,
+    METRIC_FIELDS,
+    STATUS_CODE,
+    STATUS_VALUES,
+    STEP_SECONDS,
+    Record,
+    utc_from_epoch,
+)
 from argus.domain.ticks import TickResult
 
 _RECORD_COLUMNS = ("server_name", "ts", "status", *METRIC_FIELDS, "batch_id")
@@ -39,9 +47,8 @@ class SqlMetricsStore:
         rows = []
         for record in records:
             ts = record.epoch_s
-            # Plain Python numbers: numpy scalars would be stored as blobs by some drivers. A missing
-            # field (NaN) is NULL, on a NOT NULL column (a required field) the batch fails whole.
-            row = {name: None if math.isnan(v) else int(v) if name in INTEGER_FIELDS else float(v)
+            # Plain Python numbers: numpy scalars would be stored as blobs by some drivers.
+            row = {name: (int(v) if name in INTEGER_FIELDS else float(v))
                    for name, v in zip(METRIC_FIELDS, record.values, strict=True)}
             row.update(server_name=record.server_name, ts=ts, status=record.status)
             rows.append(row)
@@ -113,46 +120,46 @@ class SqlMetricsStore:
         """Yield each server's newest ``limit_per_server`` records (None: all) as arrays, oldest first.
 
         Servers come in ``server_names()`` order (or ``names``' order), those without records are
-        left out. One pass over the records the windows need, fetched through the driver's cursor
-        (server-side on PostgreSQL) into numpy arrays and split by server: no per-record objects.
+        left out. One pass over the time span the windows need (the newest ``limit_per_server``
+        steps, on the ts index) fetched through the driver's cursor into numpy and filed by
+        server; a server with fewer records in that span (gaps, or silent lately) gets the rest
+        by its own query on the primary key.
         """
         order = self.server_names() if names is None else list(dict.fromkeys(names))
         if not order:
             return
-        query = self._history_query(limit_per_server, names)
-        if limit_per_server is None:
-            with self.engine.connect() as connection:
-                expected = connection.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
-        else:  # an upper bound mostly: np.empty's untouched pages cost no memory
-            expected = limit_per_server * len(order)
-        yield from split_histories(fetch_columns(self.engine, query, expected), order, limit_per_server)
+        query, since = self._history_query(limit_per_server, names), None
+        if limit_per_server is not None:
+            since = self._span_start(limit_per_server)
+            query = query.where(t.records.c.ts >= since) if since is not None else query
+        older = None if since is None else functools.partial(self._older_query, before=since)
+        yield from read_histories(self.engine, query, order, limit_per_server, older)
 
-    def _history_query(self, limit_per_server: int | None, names: Sequence[str] | None):
+    def _history_query(self, limit_per_server: int | None, names: Sequence[str] | None) -> sa.Select:
         r = t.records
         status = sa.case(STATUS_CODE, value=r.c.status, else_=STATUS_CODE["healthy"])
         query = sa.select(r.c.server_name, r.c.ts, status, *(r.c[name] for name in METRIC_FIELDS))
-        if names is not None:
-            query = query.where(r.c.server_name.in_(list(names)))
-        if limit_per_server is not None:
-            bound = self._oldest_needed(limit_per_server, names)
-            if bound is None:
-                return query.where(sa.false())
-            query = query.where(r.c.ts >= bound)
-        return query
+        return query if names is None else query.where(r.c.server_name.in_(list(names)))
 
-    def _oldest_needed(self, limit_per_server: int, names: Sequence[str] | None) -> int | None:
-        """The oldest timestamp any window needs: the minimum over servers of their
-        ``limit_per_server``-th newest record (their oldest when they have fewer); index-only."""
-        r, s = t.records, t.servers
-        nth_newest = (sa.select(r.c.ts).where(r.c.server_name == s.c.name).order_by(r.c.ts.desc())
-                      .offset(max(limit_per_server, 1) - 1).limit(1).correlate(s).scalar_subquery())
-        oldest = sa.select(sa.func.min(r.c.ts)).where(r.c.server_name == s.c.name).correlate(s).scalar_subquery()
-        query = sa.select(sa.func.min(sa.func.coalesce(nth_newest, oldest))).select_from(s)
-        if names is not None:
-            query = query.where(s.c.name.in_(list(names)))
-        with self.engine.connect() as connection:
-            bound = connection.execute(query).scalar()
-        return None if bound is None else int(bound)
+    def _older_query(self, name: str, count: int, before: int) -> sa.Select:
+        """``name``'s newest ``count`` records dated before ``before`` (the scan's span)."""
+        r = t.records
+        return (self._history_query(None, None).where(r.c.server_name == name, r.c.ts < before)
+                .order_by(r.c.ts.desc()).limit(count))
+
+    def _span_start(self, steps: int) -> int | None:
+        """The start of the newest ``steps`` (+1) five-minute steps, counted back from the newest
+        record not dated past tomorrow (a far-future one stays out of every window anyway); None
+        when that reaches back past the oldest record: then every record is needed, a plain scan."""
+        r = t.records
+        with self.engine.connect() as connection:  # two seeks on the ts index
+            oldest = connection.execute(sa.select(r.c.ts).order_by(r.c.ts).limit(1)).scalar()
+            newest = connection.execute(sa.select(r.c.ts).where(r.c.ts <= int(time.time()) + 86400)
+                                        .order_by(r.c.ts.desc()).limit(1)).scalar()
+        if oldest is None or newest is None:
+            return None
+        since = int(newest) - (steps + 1) * STEP_SECONDS
+        return since if since > int(oldest) else None
 
     # -- retention ---------------------------------------------------------------------------
 

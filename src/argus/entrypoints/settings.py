@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
 
 from argus.domain.errors import ConfigurationError
+from argus.domain.rollup import parse_disk_mountpoints
 
 MIB = 1024 * 1024
 SINK_PREFIX = "ARGUS_SINK_"
@@ -79,6 +81,20 @@ def _json_object(env: Mapping[str, str], name: str) -> dict[str, object]:
     return value
 
 
+def _label_name(env: Mapping[str, str], name: str, default: str) -> str:
+    value = (env.get(name) or default).strip()
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ConfigurationError(f"{name} must be a Prometheus label name, got {value!r}")
+    return value
+
+
+def _disk_mountpoints(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
+    try:
+        return parse_disk_mountpoints(env.get(name) or "")
+    except ValueError as ex:
+        raise ConfigurationError(f"{name}: {ex}") from None
+
+
 @attrs.frozen
 class Settings:
     """Everything configurable about a running Argus. See README "Settings" for each one."""
@@ -116,6 +132,9 @@ class Settings:
     sink_settings: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict, hash=False)
     metrics_public: bool = False
     metrics_max_servers: int = 500
+    step_seconds: int = 300
+    remote_write_server_label: str = "instance"
+    disk_mountpoints: tuple[tuple[str, str], ...] = ()
 
     @property
     def explain_settings(self) -> dict[str, str]:
@@ -171,6 +190,9 @@ class Settings:
             sink_settings=parse_sink_settings(env),
             metrics_public=_choice(env, "ARGUS_METRICS_PUBLIC", ("0", "1"), "0") == "1",
             metrics_max_servers=_int(env, "ARGUS_METRICS_MAX_SERVERS", 500, minimum=0),
+            step_seconds=_int(env, "ARGUS_STEP_SECONDS", 300, minimum=1),
+            remote_write_server_label=_label_name(env, "ARGUS_REMOTE_WRITE_SERVER_LABEL", "instance"),
+            disk_mountpoints=_disk_mountpoints(env, "ARGUS_DISK_MOUNTPOINTS"),
         )
 
     def child_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -26,6 +26,7 @@ DEFAULT_LIMITS: Mapping[str, str] = {
     "explain": "30/minute",
     "historical": "30/minute",
     "admin": "10/minute",
+    "remote_write": "6000/minute",  # ours: Prometheus shards, ~20 requests/s for 1,000 hosts scraped every 15 s
     "auth_failures": "10/minute",
 }
 

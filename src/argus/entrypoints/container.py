@@ -16,6 +16,7 @@ from argus.adapters.explain.service import ExplainService, with_explanations
 from argus.adapters.http.app import build_app
 from argus.adapters.http.merged import ShardedPublished
 from argus.adapters.http.ratelimit import RateLimiter
+from argus.adapters.http.remote_write import RemoteWriteResource
 from argus.adapters.http.snapshots import render_partitions, render_tick
 from argus.adapters.liveness import this_process
 from argus.adapters.sql.channel import SqlEngineChannel
@@ -23,10 +24,11 @@ from argus.adapters.sql.database import LeaderLock, create_db_engine, migrate
 from argus.adapters.sql.history import SqlHistoryStore
 from argus.adapters.sql.leases import LeaseRenewer, SqlPartitionLeases
 from argus.adapters.sql.metrics_query import SqlMetricsQuery
+from argus.adapters.sql.sample_buffer import SqlSampleBuffer, StepCloser
 from argus.adapters.sql.shards import SqlShardPublisher, SqlShardReader
 from argus.adapters.sql.store import SqlMetricsStore
 from argus.adapters.sql.training_runs import SqlTrainingRuns
-from argus.adapters.telemetry import EngineTelemetry
+from argus.adapters.telemetry import EngineTelemetry, count_ingested
 from argus.adapters.tft.manager import ModelManager
 from argus.adapters.tft.registry import DirectoryModelRegistry
 from argus.adapters.training_process import TrainingSupervisor
@@ -36,6 +38,7 @@ from argus.domain.history import RetentionSweep
 from argus.domain.ingestion import AcceptedTimes
 from argus.domain.partitions import Ownership
 from argus.domain.profiles import ProfileResolver
+from argus.domain.rollup import RollupPolicy
 from argus.domain.services import Engine, EngineStatus, RecordsRetention, WindowKeeper
 from argus.domain.sharding import OwnedFeed, OwnedRequests, PartitionedEngine
 from argus.domain.ticks import Predictor
@@ -60,6 +63,11 @@ log = logging.getLogger("argus.engine")
 ENGINE_PAST_BUDGET = 0.25  # the blend's new past-origin TFT forecasts per tick, as a share of ready servers
 
 
+def count_rolled_up(source: str, records: int) -> None:
+    """Count records the step closer stored, by the source their samples came from."""
+    count_ingested(source, records=records)
+
+
 def load_forecaster(registry: DirectoryModelRegistry, device: str, threads: int):
     """Load the CURRENT model for the engine; None (and a clear log line) when there is none or it is broken."""
     try:
@@ -82,9 +90,12 @@ def make_router(channel, **handlers) -> RequestRouter:
 
 
 def make_housekeeping(channel: SqlEngineChannel, history_sweep=None, manager=None,
-                      supervisor=None, records_sweep=None, telemetry=None) -> list[tuple[float, object]]:
+                      supervisor=None, records_sweep=None, telemetry=None,
+                      step_closer=None) -> list[tuple[float, object]]:
     """Periodic engine chores as (interval in seconds, callable)."""
     chores: list[tuple[float, object]] = [(600.0, channel.purge)]
+    if step_closer is not None:
+        chores.append((0.0, step_closer))  # remote_write/OTLP steps: asked every step, looks every second
     if telemetry is not None:
         chores.append((5.0, telemetry.sample_sinks))  # alert sink queue depths for /metrics
     if records_sweep is not None:
@@ -184,6 +195,18 @@ class Container(containers.DeclarativeContainer):
     registry = providers.Singleton(DirectoryModelRegistry, root=settings.provided.model_dir)
     training_runs = providers.Singleton(SqlTrainingRuns, engine=db_engine)
     metrics_query = providers.Singleton(SqlMetricsQuery, engine=db_engine)
+    accepted_times = providers.Factory(AcceptedTimes, max_clock_skew_s=settings.provided.max_clock_skew_s,
+                                       retention_days=settings.provided.records_retention_days)
+    # Prometheus remote_write (and OTLP) samples wait in the database until the engine closes their step.
+    rollup_policy = providers.Singleton(RollupPolicy, step_s=settings.provided.step_seconds,
+                                        disk_mountpoints=settings.provided.disk_mountpoints)
+    sample_buffer = providers.Singleton(SqlSampleBuffer, engine=db_engine, policy=rollup_policy)
+    remote_write = providers.Singleton(RemoteWriteResource, buffer=sample_buffer,
+                                       max_body_bytes=settings.provided.max_body_bytes,
+                                       server_label=settings.provided.remote_write_server_label,
+                                       accepted_times=accepted_times)
+    step_closer = providers.Singleton(StepCloser, buffer=sample_buffer, store=store, accepted=accepted_times,
+                                      on_stored=providers.Object(count_rolled_up))
     app = providers.Singleton(
         build_app,
         api_key=api_key,
@@ -202,8 +225,8 @@ class Container(containers.DeclarativeContainer):
         admin_timeout_s=settings.provided.admin_timeout_s,
         explain_timeout_s=settings.provided.explain_timeout_s,
         metrics_query=metrics_query.provided.recent,
-        accepted_times=providers.Factory(AcceptedTimes, max_clock_skew_s=settings.provided.max_clock_skew_s,
-                                         retention_days=settings.provided.records_retention_days),
+        accepted_times=accepted_times,
+        remote_write=remote_write,
         metrics_public=settings.provided.metrics_public,
         metrics_max_servers=settings.provided.metrics_max_servers,
     )
@@ -272,7 +295,8 @@ class Container(containers.DeclarativeContainer):
         router=request_router,
         housekeeping=providers.Callable(make_housekeeping, channel=channel, history_sweep=history_sweep,
                                         manager=model_manager, supervisor=training_supervisor,
-                                        records_sweep=records_sweep, telemetry=engine_telemetry),
+                                        records_sweep=records_sweep, telemetry=engine_telemetry,
+                                        step_closer=step_closer),
         min_tick_interval_s=settings.provided.tick_interval_s,
         on_tick=engine_telemetry.provided.tick_finished,
     )

@@ -146,6 +146,7 @@ def build_app(
     accepted_times: AcceptedTimes | None = None,
     metrics_public: bool = False,
     metrics_max_servers: int = 500,
+    remote_write=None,
 ) -> falcon.App:
     """Assemble the WSGI app; every collaborator comes in from the container."""
     app = falcon.App(
@@ -181,6 +182,8 @@ def build_app(
         app.add_route("/historical/export/{table}", ExportResource(history))
     web.add_routes(app, metrics_query)  # the page at / (public files) and /servers/{name}/metrics
     app.add_route("/openapi.json", OpenApiResource())
+    if remote_write is not None:
+        app.add_route("/api/v1/write", remote_write)  # Prometheus remote_write (adapters/http/remote_write.py)
     forecasts = PublishedCollector(published, engine, created_from(model_registry), max_servers=metrics_max_servers)
     app.add_route("/metrics", MetricsResource(union(process_metrics(), forecasts), public=metrics_public))
     return app

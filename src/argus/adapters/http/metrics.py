@@ -30,7 +30,8 @@ log = logging.getLogger("argus.http")
 LEVEL_VALUES = {"healthy": 0, "degraded": 1, "warning": 2, "critical": 3}
 #: ``argus_forecast`` horizons: label -> seconds after the server's last observation.
 HORIZONS = (("30m", 1800), ("2h", 7200), ("8h", 28800))
-#: ``/predictions/current`` forecast keys -> quantile label; cpu and mem also carry their p10/p90 band.
+#: Forecast targets with a median (p50); cpu and mem also carry their p10/p90 band. (``quantile`` is reserved
+#: for summaries: promtool refuses it on a gauge, hence ``percentile``.)
 BAND_TARGETS = ("cpu_pct", "mem_pct")
 MEDIAN_TARGETS = ("cpu_pct", "mem_pct", "swap_pct", "iowait_pct", "disk_pct", "load")
 DEFAULT_MAX_SERVERS = 500
@@ -206,7 +207,7 @@ class _ForecastFamilies:
                                                labels=["server", "metric"])
         self.forecast = GaugeMetricFamily("argus_forecast",
                                           "Forecast value of a metric at the horizon after the last observation.",
-                                          labels=["server", "metric", "quantile", "horizon"])
+                                          labels=["server", "metric", "percentile", "horizon"])
         self.observed = GaugeMetricFamily("argus_observed", "The server's latest observed value of a forecast metric.",
                                           labels=["server", "metric"])
 
@@ -236,15 +237,15 @@ class _ForecastFamilies:
         bands = forecast.get("bands") or {}
         for horizon, index in indices:
             for metric in MEDIAN_TARGETS:
-                self._point(name, metric, "0.5", horizon, forecast.get(metric), index)
+                self._point(name, metric, "p50", horizon, forecast.get(metric), index)
             for metric in BAND_TARGETS:
                 band = bands.get(metric) or {}
-                self._point(name, metric, "0.1", horizon, band.get("p10"), index)
-                self._point(name, metric, "0.9", horizon, band.get("p90"), index)
+                self._point(name, metric, "p10", horizon, band.get("p10"), index)
+                self._point(name, metric, "p90", horizon, band.get("p90"), index)
 
-    def _point(self, name: str, metric: str, quantile: str, horizon: str, values, index: int) -> None:
+    def _point(self, name: str, metric: str, percentile: str, horizon: str, values, index: int) -> None:
         if isinstance(values, list) and index < len(values) and _finite(values[index]):
-            self.forecast.add_metric([name, metric, quantile, horizon], values[index])
+            self.forecast.add_metric([name, metric, percentile, horizon], values[index])
 
 
 def _horizon_indices(timestamps: list[str]) -> list[tuple[str, int]]:

@@ -12,9 +12,10 @@ import orjson
 
 from argus.adapters.http.schemas import parse_feed
 from argus.adapters.liveness import process_alive
+from argus.adapters.telemetry import count_ingested
 from argus.domain.errors import ModelNotLoadedError
 from argus.domain.ingestion import WARMUP_MIN_RECORDS, AcceptedTimes, WarmupState
-from argus.domain.metrics import wire_time
+from argus.domain.metrics import METRIC_FIELDS, wire_time
 from argus.ports.storage import MetricsStore, PublishedResults
 
 SERVICE_NAME = "tft_inference_daemon"  # the reference's /health "service" value
@@ -139,6 +140,7 @@ class FeedResource:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         records = parse_feed(read_json(req, self._max_body_bytes), self._max_records, self._accepted_times)
         receipt = self._store.write_batch(records, request_id=getattr(req.context, "request_id", None))
+        count_ingested("feed", records=receipt.records, samples=receipt.records * len(METRIC_FIELDS))
         warmup = WarmupState(WARMUP_MIN_RECORDS if self._warm else self._store.count_records(WARMUP_MIN_RECORDS))
         self._warm = warmup.complete
         if warmup.complete:

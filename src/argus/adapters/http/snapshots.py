@@ -15,11 +15,11 @@ from datetime import datetime
 import orjson
 
 from argus.domain.alerts import ActiveAlert, AlertLevel
-from argus.domain.forecast import Forecast
+from argus.domain.forecast import TARGETS, Forecast
 from argus.domain.ingestion import WARMUP_MIN_RECORDS
 from argus.domain.metrics import FIELD_INDEX, MetricsWindow, wire_time
 from argus.domain.partitions import PARTITIONS, body_key, partition_of
-from argus.domain.risk import FleetSummary, RiskAssessment, format_duration
+from argus.domain.risk import FleetSummary, RiskAssessment, current_values, format_duration
 from argus.domain.ticks import TickResult
 
 OTHER_TARGETS = ("swap_pct", "iowait_pct", "disk_pct", "load")
@@ -115,9 +115,15 @@ def _server(assessment: RiskAssessment, window: MetricsWindow, forecast: Forecas
         "anomaly": assessment.anomaly,
         "maintenance": assessment.maintenance,
         "last_observation": iso(int(window.timestamps[-1])),
+        "observed": _observed(window),
         "missing_fields": window.missing_fields(),
     }
     return body
+
+
+def _observed(window: MetricsWindow) -> dict[str, float]:
+    """The latest value of each forecast target, as forecast (cpu_pct = 100 - idle); a missing field is left out."""
+    return {t: round(v, 2) for t, v in current_values(window).items() if t in TARGETS and math.isfinite(v)}
 
 
 def _display_metrics(window: MetricsWindow) -> dict:

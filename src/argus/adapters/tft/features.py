@@ -101,6 +101,7 @@ class Segment:
 
 
 _TARGET_COLUMNS = [FIELD_INDEX[TARGET_FIELDS[t]] for t in TARGETS]
+_COVARIATE_COLUMNS = [FIELD_INDEX[field] for _, field, _ in COVARIATES]
 
 
 def targets_from_values(values: np.ndarray) -> np.ndarray:
@@ -126,6 +127,8 @@ def covariates_from_values(values: np.ndarray) -> np.ndarray:
     ``values`` are one server's rows, oldest first; a missing (non-finite) covariate is masked as
     ``NEUTRAL_COVARIATE`` says, from earlier rows only (no value is taken from the future).
     """
+    if np.isfinite(values[:, _COVARIATE_COLUMNS]).all():  # the usual case: nothing to mask
+        return _transformed({field: values[:, FIELD_INDEX[field]] for _, field, _ in COVARIATES})
     raw = {field: forward_filled(values[:, FIELD_INDEX[field]]) for _, field, _ in COVARIATES}
     for field, neutral in NEUTRAL_COVARIATE.items():
         raw[field] = np.where(np.isnan(raw[field]), neutral, raw[field])
@@ -133,11 +136,15 @@ def covariates_from_values(values: np.ndarray) -> np.ndarray:
     if np.isnan(user).any():
         idle, iowait = (values[:, FIELD_INDEX[TARGET_FIELDS[t]]].astype(np.float64) for t in ("cpu_pct", "iowait_pct"))
         raw["cpu_user_pct"] = np.where(np.isnan(user), 100.0 - idle - iowait - raw["cpu_sys_pct"], user)
+    return np.nan_to_num(_transformed(raw), nan=0.0, posinf=0.0)
+
+
+def _transformed(raw: dict[str, np.ndarray]) -> np.ndarray:
     cols = []
     for _, field, kind in COVARIATES:
-        clipped = np.clip(raw[field], 0.0, None)
+        clipped = np.clip(raw[field].astype(np.float32), 0.0, None)
         cols.append(clipped / 100.0 if kind == "pct" else np.log1p(clipped))
-    return np.nan_to_num(np.stack(cols, axis=1), nan=0.0, posinf=0.0).astype(np.float32)
+    return np.stack(cols, axis=1).astype(np.float32)
 
 
 def forward_filled(column: np.ndarray) -> np.ndarray:

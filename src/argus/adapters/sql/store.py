@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Iterator, Sequence
 
@@ -47,8 +48,9 @@ class SqlMetricsStore:
         rows = []
         for record in records:
             ts = record.epoch_s
-            # Plain Python numbers: numpy scalars would be stored as blobs by some drivers.
-            row = {name: (int(v) if name in INTEGER_FIELDS else float(v))
+            # Plain Python numbers: numpy scalars would be stored as blobs by some drivers. A missing
+            # field (NaN) is NULL, on a NOT NULL column (a required field) the batch fails whole.
+            row = {name: None if math.isnan(v) else int(v) if name in INTEGER_FIELDS else float(v)
                    for name, v in zip(METRIC_FIELDS, record.values, strict=True)}
             row.update(server_name=record.server_name, ts=ts, status=record.status)
             rows.append(row)

@@ -73,7 +73,8 @@ class SqlSampleBuffer:
         self.engine = engine
         self.policy = policy
         insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-        self._insert_samples = insert(rollup_samples).on_conflict_do_nothing()
+        # RETURNING: the rows really inserted (executemany's rowcount is not a sum on every driver).
+        self._insert_samples = insert(rollup_samples).on_conflict_do_nothing().returning(rollup_samples.c.ts_ms)
         servers = insert(rollup_servers)
         newest = sa.case((servers.excluded.newest_ts_ms > rollup_servers.c.newest_ts_ms, servers.excluded.newest_ts_ms),
                          else_=rollup_servers.c.newest_ts_ms)
@@ -112,8 +113,7 @@ class SqlSampleBuffer:
                     rows.append({"server_name": o.server, "signal": o.signal, "series": o.series,
                                  "ts_ms": o.ts_ms, "value": o.value})
             out_of_order = sum(1 for o in observations if o.ts_ms <= closed[o.server] * 1000)
-            inserted = connection.execute(self._insert_samples, rows).rowcount if rows else 0
-        inserted = len(rows) if inserted is None or inserted < 0 else inserted
+            inserted = len(connection.execute(self._insert_samples, rows).all()) if rows else 0
         return AcceptReceipt(stored=inserted, duplicate=len(observations) - out_of_order - inserted,
                              out_of_order=out_of_order)
 

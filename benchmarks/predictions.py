@@ -75,7 +75,8 @@ def bench_ticks(data_dir: Path, model_dir: Path, repeats: int) -> dict:
     from argus.entrypoints.settings import Settings
 
     settings = Settings.from_env({"ARGUS_DATA_DIR": str(data_dir), "TACHYON_API_KEY": KEY,
-                                  "ARGUS_MODEL_DIR": str(model_dir)})
+                                  "ARGUS_MODEL_DIR": str(model_dir),
+                                  "ARGUS_RECORDS_RETENTION_DAYS": "36500"})  # the records are dated 2025
     container = Container()
     container.settings.override(providers.Object(settings))
     engine = container.engine()
@@ -111,7 +112,8 @@ def bench_gets(data_dir: Path, model_dir: Path, requests: int) -> dict:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "ARGUS_DATA_DIR": str(data_dir), "TACHYON_API_KEY": KEY, "ARGUS_LOG_LEVEL": "WARNING",
-           "ARGUS_MODEL_DIR": str(model_dir), "ARGUS_RATE_LIMITS": "predictions=1000000/minute"}
+           "ARGUS_MODEL_DIR": str(model_dir), "ARGUS_RATE_LIMITS": "predictions=1000000/minute",
+           "ARGUS_RECORDS_RETENTION_DAYS": "36500"}  # the records are dated 2025
     server = subprocess.Popen([sys.executable, "-m", "argus", "serve", "--port", str(port), "--workers", "1"],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

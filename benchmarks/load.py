@@ -1,14 +1,18 @@
 """Soak: 1,000 servers feeding every 5 simulated minutes while clients poll, on loopback.
 
-    .venv/bin/python benchmarks/load.py [--minutes 10] [--servers 1000] [--step-seconds 5] [--json out.json]
+    .venv/bin/python benchmarks/load.py [--minutes 30] [--servers 1000] [--step-seconds 5] [--json out.json]
 
-Starts `argus serve --workers 2` on a fresh SQLite database with the shipped model, backfills a
-day of history so every server is ready with a full-length encoder, then for ``--minutes``: one feeder posts the whole
-fleet's next 5-minute step every ``--step-seconds`` real seconds (60× faster than life at 5 s),
-and three clients poll /predictions/current, /alerts/active and /explain/{random server} as fast
-as they are answered (explanations at the reference's 30/minute limit: the excess gets 429).
-Reports throughput, p50/p99 latency and status codes per endpoint, ticks
-done, and the RSS of every Argus process after warm-up and at the end (target: flat).
+Starts `argus serve --workers 2` on a fresh SQLite database with the shipped model, backfills
+``--backfill-steps`` 5-minute steps (default 2,880: ten days, the engine's full rolling window, so
+windows no longer grow during the soak), waits until the engine holds them all and has ticked, then
+for ``--minutes``: one feeder posts the whole fleet's next 5-minute step every ``--step-seconds``
+real seconds (60x faster than life at 5 s), and three clients poll /predictions/current,
+/alerts/active and /explain/{random server} as fast as they are answered (explanations at the
+reference's 30/minute limit: the excess gets 429).
+Reports throughput, p50/p99 latency and status codes per endpoint (``explain_503``: explanations
+the engine did not answer within the timeout, target 0), ticks seen, and the RSS of every Argus
+process sampled every ``--sample-seconds``: first and last value and the least-squares slope in
+MB/hour after ``--warm-up-minutes`` (target: about 0).
 """
 
 from __future__ import annotations
@@ -72,29 +76,43 @@ def _request(connection: http.client.HTTPConnection, method: str, path: str, bod
 
 
 def _rss_mb(root_pid: int) -> dict[str, float]:
-    """RSS of the serve process tree, by process role."""
+    """RSS (MB) of every process of the serve tree, keyed ``role pid`` (engine, gunicorn-master, worker, supervisor)."""
     out: dict[str, float] = {}
-    pids = [root_pid]
-    seen = []
+    pids = [(root_pid, None)]
     while pids:
-        pid = pids.pop()
-        seen.append(pid)
-        children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-        pids.extend(int(p) for p in children.split())
-    for pid in seen:
+        pid, parent_role = pids.pop()
         try:
             status = Path(f"/proc/{pid}/status").read_text()
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
         rss = next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmRSS")), 0.0)
-        role = "engine" if " engine" in cmdline else "gunicorn" if "gunicorn" in cmdline else "supervisor"
-        key = role
-        i = 1
-        while key in out:
-            i += 1
-            key = f"{role}{i}"
-        out[key] = round(rss, 1)
+        if " engine" in cmdline:
+            role = "engine"
+        elif "gunicorn" in cmdline:
+            role = "worker" if parent_role == "gunicorn-master" else "gunicorn-master"
+        else:
+            role = "supervisor"
+        out[f"{role} {pid}"] = round(rss, 1)
+        children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+        pids.extend((int(child), role) for child in children.split())
+    return out
+
+
+def _slope_mb_per_hour(samples: list[tuple[float, dict[str, float]]]) -> dict[str, float]:
+    """Least-squares RSS slope of each process present in every sample, in MB/hour."""
+    if len(samples) < 3:
+        return {}
+    keys = set.intersection(*(set(rss) for _, rss in samples))
+    t = [at for at, _ in samples]
+    t_mean = statistics.fmean(t)
+    denominator = sum((x - t_mean) ** 2 for x in t)
+    out = {}
+    for key in sorted(keys):
+        y = [rss[key] for _, rss in samples]
+        y_mean = statistics.fmean(y)
+        per_s = sum((x - t_mean) * (v - y_mean) for x, v in zip(t, y, strict=True)) / denominator
+        out[key] = round(per_s * 3600, 1)
     return out
 
 
@@ -104,24 +122,31 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=1000)
     parser.add_argument("--step-seconds", type=float, default=5.0)
     parser.add_argument("--model-dir", type=Path, default=Path("models"))
-    parser.add_argument("--backfill-steps", type=int, default=288,
-                        help="5-minute steps of history posted first (288: a day, the model's longest encoder, "
-                             "so memory is not still growing with the windows during the soak)")
+    parser.add_argument("--backfill-steps", type=int, default=2880,
+                        help="5-minute steps of history posted first (2880: ten days, the engine's whole rolling "
+                             "window, so memory is not still growing with the windows during the soak)")
+    parser.add_argument("--warm-up-minutes", type=float, default=None,
+                        help="minutes of load before the RSS slope is fitted (default: a sixth of --minutes, <= 5)")
+    parser.add_argument("--sample-seconds", type=float, default=30.0, help="RSS sampling interval")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--server-log", type=Path, help="write the server's output here (default: discarded)")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server we started, also when killed
     rng = random.Random(0)
     with tempfile.TemporaryDirectory(prefix="argus-load-") as tmp:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        env = {**os.environ, "ARGUS_DATA_DIR": tmp, "TACHYON_API_KEY": KEY, "ARGUS_LOG_LEVEL": "WARNING",
+        env = {**os.environ, "ARGUS_DATA_DIR": tmp, "TACHYON_API_KEY": KEY,
+               "ARGUS_LOG_LEVEL": "INFO" if args.server_log else "WARNING",
                "ARGUS_MODEL_DIR": str(args.model_dir.resolve()),
                "ARGUS_RECORDS_RETENTION_DAYS": "36500",  # the records are dated 2025
                # Explanations keep the reference's 30/minute: each costs the engine a second or two of
                # model time, so a client polling them faster gets documented 429s, not a queue.
                "ARGUS_RATE_LIMITS": ",".join(f"{g}=1000000/minute" for g in ("feed", "predictions", "alerts"))}
+        log = args.server_log.open("wb") if args.server_log else subprocess.DEVNULL
         server = subprocess.Popen([sys.executable, "-m", "argus", "serve", "--port", str(port), "--workers", "2"],
-                                  env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
         try:
             result = _soak(port, server.pid, args, rng)
         finally:
@@ -143,8 +168,11 @@ def _soak(port: int, root_pid: int, args, rng: random.Random) -> dict:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
-    for step in range(args.backfill_steps):  # a day of history: full-length encoders from the start
+    started = time.monotonic()
+    for step in range(args.backfill_steps):  # full windows from the start: memory is not still growing with them
         assert _request(connection, "POST", "/feed/data", _records(args.servers, step, rng)) == 200
+    backfill_s = time.monotonic() - started
+    caught_up_s = _wait_for_engine(port, args.servers * args.backfill_steps) - started
     stats, stop = Stats(), threading.Event()
     names = [f"{PREFIXES[s % 7]}{s:04d}" for s in range(args.servers)]
 
@@ -177,19 +205,29 @@ def _soak(port: int, root_pid: int, args, rng: random.Random) -> dict:
                                 daemon=True)]
     for thread in threads:
         thread.start()
-    warm_up_s = min(60.0, args.minutes * 60 / 5)
-    time.sleep(warm_up_s)
-    rss_after_warm_up = _rss_mb(root_pid)
-    time.sleep(max(0.0, args.minutes * 60 - warm_up_s))
-    rss_end = _rss_mb(root_pid)
+    duration = args.minutes * 60
+    warm_up_s = 60 * args.warm_up_minutes if args.warm_up_minutes is not None else min(300.0, duration / 6)
+    load_started = time.monotonic()
+    samples: list[tuple[float, dict[str, float]]] = []  # after the warm-up
+    ticks: set[str] = set()
+    rss_start = _rss_mb(root_pid)
+    while (elapsed := time.monotonic() - load_started) < duration:
+        time.sleep(min(args.sample_seconds, max(0.0, duration - elapsed)))
+        ticks.add(json.loads(_get(port, "/status")).get("last_prediction"))
+        if time.monotonic() - load_started >= warm_up_s:
+            samples.append((time.monotonic(), _rss_mb(root_pid)))
     stop.set()
     for thread in threads:
         thread.join(60)
     status = json.loads(_get(port, "/status"))
-    duration = args.minutes * 60
+    explain_codes = stats.codes["GET /explain/{server}"]
     return {
         "servers": args.servers, "minutes": args.minutes, "step_seconds": args.step_seconds,
-        "ticks_last_prediction": status.get("last_prediction"), "window_records": status.get("window_records"),
+        "backfill_steps": args.backfill_steps, "backfill_s": round(backfill_s),
+        "engine_caught_up_s": round(caught_up_s),
+        "ticks_seen": len(ticks - {None}), "ticks_last_prediction": status.get("last_prediction"),
+        "window_records": status.get("window_records"),
+        "explain_503": explain_codes.get(503, 0), "explain_200": explain_codes.get(200, 0),
         "endpoints": {
             name: {"requests": len(lat), "per_s": round(len(lat) / duration, 2),
                    "p50_ms": round(1000 * statistics.median(lat), 1),
@@ -197,8 +235,23 @@ def _soak(port: int, root_pid: int, args, rng: random.Random) -> dict:
                    "codes": dict(stats.codes[name])}
             for name, lat in stats.latencies.items() if lat
         },
-        "rss_mb_after_warm_up": rss_after_warm_up, "rss_mb_end": rss_end,
+        "rss_mb_load_start": rss_start,
+        "rss_mb_after_warm_up": samples[0][1] if samples else None, "rss_mb_end": samples[-1][1] if samples else None,
+        "rss_slope_mb_per_hour": _slope_mb_per_hour(samples),
+        "rss_fit_minutes": round((samples[-1][0] - samples[0][0]) / 60, 1) if samples else 0,
     }
+
+
+def _wait_for_engine(port: int, records: int, timeout_s: float = 3600.0) -> float:
+    """Wait until the engine's windows hold ``records`` (or are full) and it has ticked; return when."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = json.loads(_get(port, "/status"))
+        full = (status.get("servers_tracked") or 0) * (status.get("rolling_window_size") or 0)
+        if (status.get("window_records") or 0) >= min(records, full or records) and status.get("last_prediction"):
+            return time.monotonic()
+        time.sleep(2.0)
+    raise SystemExit(f"the engine did not catch up with {records} records in {timeout_s:.0f} s")
 
 
 def _get(port: int, path: str) -> bytes:

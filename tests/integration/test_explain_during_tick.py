@@ -246,3 +246,32 @@ def test_a_sharded_engine_answers_mid_tick_only_the_explanations_of_its_servers(
         "mine": "done", "other": "pending", "reload": "pending"}
     assert router.handle_pending() == 1  # after the tick
     assert channel.state(ids["reload"]).status == "done" and channel.state(ids["other"]).status == "pending"
+
+
+@pytest.mark.slow  # trains the session's tiny TFT when no other test did
+def test_requests_answered_between_precomputed_explanations_are_of_the_published_tick(engine_model_dir):
+    from argus.adapters.explain.service import ExplainService, published_key
+    from argus.adapters.tft.forecaster import TftForecaster
+    from argus.adapters.tft.registry import DirectoryModelRegistry
+    from argus.domain.metrics import FleetWindows
+    from argus.plugins.host import PluginHost
+    from tests.model.conftest import synthetic_values, window_of
+
+    predictor = Predictor(TftForecaster.load(DirectoryModelRegistry(engine_model_dir), device="cpu"), ProfileResolver())
+    service = ExplainService(predictor, PluginHost.load(entry_points=False).explainers({}))
+    leaking = synthetic_values(288, seed=3, level=30, mem=60)
+    leaking[:, FIELD_INDEX["mem_used_pct"]] = np.linspace(55.0, 99.0, 288)  # critical: precomputed every tick
+    fleet = FleetWindows(2880)
+    fleet.put(window_of("ppweb001", leaking))
+    fleet.put(window_of("ppweb002", synthetic_values(288, seed=4)))
+    first = predictor.tick(fleet, datetime.fromtimestamp(TICK_AT[0], tz=UTC))
+    service.observe(first)
+    second = predictor.tick(fleet, datetime.fromtimestamp(TICK_AT[1], tz=UTC))
+    answered = []
+
+    bodies = service.observe(second, between_chunks=lambda: answered.append(
+        service.handle({"server_name": "ppweb002"})["tick_at"]))
+
+    assert published_key("ppweb001") in bodies
+    assert answered == [wire_time(first.at)]  # tick 2 is not published until its bodies are recorded
+    assert service.handle({"server_name": "ppweb002"})["tick_at"] == wire_time(second.at)

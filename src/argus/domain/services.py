@@ -13,7 +13,7 @@ import attrs
 from argus.domain.channel import RequestRouter
 from argus.domain.ingestion import WARMUP_MIN_RECORDS
 from argus.domain.metrics import FleetWindows, wire_time
-from argus.domain.ticks import Predictor, TickResult
+from argus.domain.ticks import Predictor, TickResult, takes_between_chunks
 from argus.ports.storage import EngineFeed, PublishedResults, RecordRetention, TickLog
 
 log = logging.getLogger(__name__)
@@ -253,7 +253,12 @@ class Engine:
         at = datetime.fromtimestamp(self._last_tick, tz=UTC)
         result = self.predictor.tick(self.keeper.windows, at, between_chunks=self.answer_mid_tick)
         self.status.last_prediction = at
-        bodies = dict(self.render(result)) if self.render else {}
+        if self.render is None:
+            bodies = {}
+        elif takes_between_chunks(self.render):  # explanations precomputed in parts: requests answered between
+            bodies = dict(self.render(result, between_chunks=self.answer_mid_tick))
+        else:
+            bodies = dict(self.render(result))
         bodies["status"] = self.status.render(self.keeper.windows, self.min_history_steps)
         if self.tick_log is not None:
             self.tick_log.record_tick(result, bodies)
@@ -279,7 +284,8 @@ class Engine:
             log.exception("reporting the tick's duration failed")
 
     def answer_mid_tick(self) -> None:
-        """Between a tick's forecast chunks: answer pending ``mid_tick_kinds`` requests for ``mid_tick_budget_s``.
+        """Inside a tick (between forecast chunks, between precomputed explanations): answer pending
+        ``mid_tick_kinds`` requests for ``mid_tick_budget_s``.
 
         An explanation answered here is of the last published tick, as it would be a moment before
         this tick began: the windows are not polled inside a tick and the explain service keeps the

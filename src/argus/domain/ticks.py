@@ -91,7 +91,7 @@ class Predictor:
         ready = windows.ready(self.forecaster.min_history_steps)
         profiles = {w.server_name: self.profiles.profile_for(w.server_name) for w in ready}
         names = {name: p.name for name, p in profiles.items()}
-        if between_chunks is not None and _takes_between_chunks(self.forecaster):
+        if between_chunks is not None and takes_between_chunks(self.forecaster.forecast):
             forecasts = finite_forecasts(self.forecaster.forecast(ready, names, between_chunks=between_chunks))
         else:
             forecasts = finite_forecasts(self.forecaster.forecast(ready, names))
@@ -122,9 +122,10 @@ class Predictor:
         )
 
 
-def _takes_between_chunks(forecaster) -> bool:
+def takes_between_chunks(function: Callable) -> bool:
+    """Whether ``function`` takes a ``between_chunks`` callback (forecasters and renders that work in parts)."""
     try:
-        return "between_chunks" in inspect.signature(forecaster.forecast).parameters
+        return "between_chunks" in inspect.signature(function).parameters
     except (TypeError, ValueError):  # a callable without a signature
         return False
 

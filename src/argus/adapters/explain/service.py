@@ -48,19 +48,20 @@ class ExplainService:
         self._cache: dict[str, tuple[tuple, dict[str, Any]]] = {}
         self._frozen: dict[str, Any] = {}
 
-    def observe(self, result: TickResult) -> dict[str, str]:
-        """Remember ``result`` and return the precomputed bodies of its worst servers at warning or above."""
-        self.latest = result
-        # The forecaster each server's explanation re-runs, fixed now: the engine answers requests
-        # between the next tick's forecast chunks, while the blend's per-server state moves on.
-        freeze = getattr(self.predictor.forecaster, "frozen", None) if self.predictor is not None else None
-        self._frozen = {name: freeze(f) for name, f in result.forecasts.items()} if freeze is not None else {}
+    def observe(self, result: TickResult, between_chunks: Callable[[], object] | None = None) -> dict[str, str]:
+        """Remember ``result`` and return the precomputed bodies of its worst servers at warning or above.
+
+        ``between_chunks`` (the engine's) is called before each precomputed explanation: requests
+        answered there are still of the previous tick, which is published until this one is recorded.
+        """
         self._cache = {name: entry for name, entry in self._cache.items() if name in result.forecasts}
         hot = sorted((a for a in result.assessments
                       if a.level >= AlertLevel.WARNING and a.server_name in result.forecasts),
                      key=lambda a: (-a.score, a.server_name))
         bodies = {}
         for assessment in hot[: self.precompute_max]:
+            if between_chunks is not None:
+                between_chunks()
             try:
                 body = self.explain_in(result, assessment.server_name)
             except Exception:  # noqa: BLE001 - a failed explanation never costs the tick
@@ -68,6 +69,11 @@ class ExplainService:
                 continue
             text = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY).decode()
             bodies[published_key(assessment.server_name)] = text
+        self.latest = result
+        # The forecaster each server's explanation re-runs, fixed now: the engine answers requests
+        # between the next tick's forecast chunks, while the blend's per-server state moves on.
+        freeze = getattr(self.predictor.forecaster, "frozen", None) if self.predictor is not None else None
+        self._frozen = {name: freeze(f) for name, f in result.forecasts.items()} if freeze is not None else {}
         return bodies
 
     def handle(self, payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -156,10 +162,11 @@ def with_explanations(render: Callable[[TickResult], dict[str, str]],
     if service is None:
         return render
 
-    def render_with_explanations(result: TickResult) -> dict[str, str]:
+    def render_with_explanations(result: TickResult, between_chunks: Callable[[], object] | None = None
+                                 ) -> dict[str, str]:
         bodies = dict(render(result))
         try:
-            bodies.update(service.observe(result))
+            bodies.update(service.observe(result, between_chunks))
         except Exception:  # noqa: BLE001 - explanations never cost a tick
             log.exception("explanation precompute failed")
         return bodies

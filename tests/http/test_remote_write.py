@@ -113,6 +113,14 @@ def test_a_body_over_the_limit_is_413(make_client, settings, container):
     assert result.status_code == 413 and "1024" in result.json["detail"]
 
 
+def test_a_body_decompressing_past_the_limit_is_413_before_it_is_decompressed(make_client, settings):
+    small = make_client(attrs.evolve(settings, max_body_bytes=1024))
+    body = bytes(cramjam.snappy.compress_raw(b"\x00" * 10_000))  # a tiny zip bomb
+    assert len(body) < 1024
+    result = post(small, body)
+    assert result.status_code == 413 and "decompresses to 10000 bytes" in result.json["detail"]
+
+
 def test_a_huge_label_value_refuses_the_whole_request(client, container):
     result = post(client, body_of(cpu(), cpu(mode="idle", instance="x" * 10_000)))
     assert result.status_code == 400 and "512" in result.json["detail"]
@@ -171,8 +179,8 @@ def test_the_remote_write_rate_limit_is_429_with_retry_after(make_client, settin
 def _stores_nothing_or_all(client, container, body: bytes) -> None:
     before = buffered(container)
     result = post(client, body)
-    assert result.status_code in (200, 400), result.text
-    if result.status_code == 400:
+    assert result.status_code in (200, 400, 413), result.text
+    if result.status_code != 200:
         assert buffered(container) == before
     else:
         assert buffered(container) == before + result.json["samples_stored"]

@@ -45,8 +45,16 @@ def test_bad_bodies_are_bad_body_errors(body):
 
 def test_a_body_claiming_a_huge_decompressed_size_is_refused_before_decompressing():
     body = wire.encode(write_request([cpu()] * 50))
-    with pytest.raises(wire.BadBodyError, match="over the limit"):
+    with pytest.raises(wire.BodyTooLargeError, match="over the limit"):
         wire.decode(body, 100)
+
+
+def test_invalid_utf8_in_a_label_is_a_bad_body():
+    label = b"\x0a\x01\xff"  # Label{name: b"\xff"}
+    series = b"\x0a" + bytes([len(label)]) + label
+    body = bytes(cramjam.snappy.compress_raw(b"\x0a" + bytes([len(series)]) + series))
+    with pytest.raises(wire.BadBodyError, match="UTF-8"):
+        wire.decode(body, 1 << 20)
 
 
 def test_the_stale_marker_is_told_from_other_nans():

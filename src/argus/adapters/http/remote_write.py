@@ -2,8 +2,9 @@
 
 Status codes as the remote-write spec wants them, so Prometheus retries exactly what may succeed
 later: 2xx stored (or nothing worth storing); 400 a body that never will be (bad snappy, truncated
-protobuf, a huge label value), 401, 413 too large, 415 not ``application/x-protobuf`` with snappy
-(remote-write 2.0 bodies included); 429 and 5xx may be retried. A refused request stores nothing.
+protobuf, a huge label value), 401, 413 too large (compressed or decompressed), 415 not
+``application/x-protobuf`` with snappy (remote-write 2.0 bodies included); 429 and 5xx may be
+retried. A refused request stores nothing. docs/prometheus.md has the details.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class RemoteWriteResource:
         try:
             request = wire.decode(body, self._max_body_bytes)
             extracted = node_exporter.extract(request, self._server_label, self._valid_name, *self._span_ms())
+        except wire.BodyTooLargeError as ex:
+            raise falcon.HTTPContentTooLarge(description=str(ex)) from None
         except wire.BadBodyError as ex:
             raise falcon.HTTPBadRequest(description=str(ex)) from None
         receipt = self._buffer.accept(extracted.observations, SOURCE)

@@ -32,6 +32,10 @@ class BadBodyError(ValueError):
     """The body is not a snappy-compressed WriteRequest (a client error: never retried)."""
 
 
+class BodyTooLargeError(BadBodyError):
+    """The body decompresses to more than the limit."""
+
+
 def _file_descriptor() -> descriptor_pb2.FileDescriptorProto:
     f = descriptor_pb2.FieldDescriptorProto
     file = descriptor_pb2.FileDescriptorProto(name="argus/prompb/remote.proto", package=PACKAGE, syntax="proto3")
@@ -69,7 +73,8 @@ def decode(body: bytes, max_decompressed_bytes: int):
     except cramjam.DecompressionError as ex:
         raise BadBodyError(f"body is not snappy block compressed: {ex}") from None
     if length > max_decompressed_bytes:
-        raise BadBodyError(f"decompressed body of {length} bytes is over the limit of {max_decompressed_bytes}")
+        raise BodyTooLargeError(f"Request body decompresses to {length} bytes, over the limit of "
+                                f"{max_decompressed_bytes}")
     try:
         raw = bytes(cramjam.snappy.decompress_raw(body))
     except cramjam.DecompressionError as ex:

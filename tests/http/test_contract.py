@@ -15,6 +15,22 @@ schemathesis = pytest.importorskip("schemathesis")
 pytestmark = pytest.mark.slow
 
 
+def _remote_write_bodies():
+    """POST /api/v1/write bodies: real snappy + protobuf WriteRequests with any value and time, or any bytes."""
+    from hypothesis import strategies as st
+
+    from argus.adapters.prometheus import wire
+    from argus.adapters.prometheus.sample_hosts import write_request
+
+    def body(value: float, ts_ms: int) -> bytes:
+        return wire.encode(write_request([({"__name__": "node_load1", "instance": "h1:9100"}, value, ts_ms)]))
+
+    return st.one_of(st.builds(body, st.floats(), st.integers(-(2**63), 2**63 - 1)), st.binary(max_size=200))
+
+
+schemathesis.openapi.media_type("application/x-protobuf", _remote_write_bodies())
+
+
 @pytest.fixture(scope="module")
 def contract_app(tmp_path_factory):
     """The real app on SQLite, limits out of the way, no engine (engine calls time out fast: 503)."""

@@ -117,6 +117,12 @@ def _schemas() -> dict[str, Any]:
     return {
         "Error": ERROR,
         "ValidationError": VALIDATION_ERROR,
+        "RemoteWriteResponse": _obj(
+            ["samples_received", "samples_stored", "samples_skipped"], samples_received={"type": "integer"},
+            samples_stored={"type": "integer", "description": "samples committed for the five-minute rollup"},
+            samples_skipped={"type": "object", "additionalProperties": {"type": "integer"}, "description": (
+                "samples not stored, by reason: unused, invalid_server_name, nan, stale_marker, not_finite, "
+                "too_new, too_old, duplicate, out_of_order")}),
         "Record": record_schema(),
         "FeedRequest": _obj(["records"], records={"type": "array", "minItems": 1, "items": _ref("Record")}),
         "FeedResponse": _obj(["status", "records_received", "tick", "warmup_complete"],
@@ -221,6 +227,11 @@ def _paths() -> dict[str, Any]:
             tag="status")},
         "/feed/data": {"post": _op("Feed metrics records", _json(_ref("FeedResponse")), 400, 413, 415, 422,
                                    tag="ingestion", requestBody=body)},
+        "/api/v1/write": {"post": _op(
+            "Prometheus remote-write 1.0 (snappy-compressed protobuf WriteRequest; docs/prometheus.md)",
+            _json(_ref("RemoteWriteResponse")), 400, 413, 415, tag="ingestion", requestBody={
+                "required": True, "content": {"application/x-protobuf": {
+                    "schema": {"type": "string", "format": "binary"}}}})},
         "/predictions/current": {"get": _op("Current predictions", _json(_ref("Predictions")), tag="predictions")},
         "/alerts/active": {"get": _op("Active alerts", _json(_ref("ActiveAlerts")), tag="predictions")},
         "/explain/{server_name}": {"get": _op("Explain a server's prediction", _json(_ref("Explanation")), 404, 409,

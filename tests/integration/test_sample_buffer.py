@@ -146,3 +146,20 @@ def test_old_samples_are_forgotten_once_a_later_step_is_emitted(parts):
     with buffer.engine.connect() as connection:
         left = connection.execute(sa.select(sa.func.min(rollup_samples.c.ts_ms))).scalar_one()
     assert left == (T0 + 30 + 2 * STEP) * 1000  # the last closed step's samples stay: the next one's baselines
+
+
+def test_a_server_quiet_for_two_steps_leaves_no_samples_behind(parts):
+    buffer, store, closer, _ = parts
+    buffer.accept(scrape("web1", T0 + 20, 0) + scrape("web1", T0 + 40, 1), "remote_write", now=NOW)
+    buffer.accept(scrape("web2", T0 + 20, 0), "remote_write", now=NOW + 3 * STEP)  # still sending
+    closer.clock = lambda: NOW + STEP  # web1 quiet for a step: its step closes, its samples stay (baselines)
+    assert closer() == 1
+    assert closer() == 0
+    with buffer.engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(rollup_samples)).scalar_one() > 0
+    closer.clock = lambda: NOW + 2 * STEP + 1
+    closer._due_at = -math.inf
+    assert closer() == 0
+    with buffer.engine.connect() as connection:
+        left = connection.execute(sa.select(rollup_samples.c.server_name).distinct()).scalars().all()
+    assert left == ["web2"] and list(records(store)) == [("web1", T0 + STEP)]

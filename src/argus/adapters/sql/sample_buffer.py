@@ -147,6 +147,7 @@ class StepCloser:
         self.emitted = 0  # records stored since start, for logs and tests
         self.incomplete = 0  # steps not stored for lack of a forecast target
         self._due_at = -float("inf")
+        self._forget_at = -float("inf")
 
     @property
     def _policy(self) -> RollupPolicy:
@@ -166,6 +167,9 @@ class StepCloser:
         if len(due) >= self.batch_servers:
             self._due_at = now
         if not due:
+            if now >= self._forget_at:
+                self._forget_at = now + self._policy.step_s
+                self._forget_quiet(now)
             return 0
         records, by_source = [], Counter()
         for server, emitted_through, closed_through, source in due:
@@ -228,6 +232,16 @@ class StepCloser:
                 continue
             records.append(record)
         return records
+
+    def _forget_quiet(self, now: float) -> None:
+        """Delete the last samples of servers quiet for two steps, all of whose steps are emitted: only a
+        next step would have read them (as baselines), and it is two steps late for that."""
+        s, r = rollup_servers.c, rollup_samples.c
+        quiet = sa.select(s.server_name).where(s.emitted_through_s == s.closed_through_s,
+                                               s.newest_ts_ms <= s.closed_through_s * 1000,
+                                               s.received_at < now - 2 * self._policy.step_s)
+        with self.buffer.engine.begin() as connection:
+            connection.execute(sa.delete(rollup_samples).where(r.server_name.in_(quiet)))
 
     def _finish(self, due: list[tuple[str, int, int, str]]) -> None:
         """Mark the steps emitted and delete samples older than the last emitted step (its baselines stay)."""

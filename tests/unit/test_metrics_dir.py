@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -48,6 +49,20 @@ def test_without_a_configured_directory_each_run_gets_a_new_empty_one():
     finally:
         shutil.rmtree(first)
         shutil.rmtree(second)
+
+
+def test_directories_of_supervisors_that_died_are_removed_at_start_and_live_ones_kept(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    orphan = tmp_path / f"argus-metrics-{gone.pid}-abc123"
+    live = tmp_path / f"argus-metrics-{os.getpid()}-def456"
+    foreign = tmp_path / "argus-metrics-notapid-x"
+    for path in (orphan, live, foreign):
+        path.mkdir()
+        (path / "counter_1.db").write_bytes(b"")
+    made, _ = prepare_metrics_dir({}, parent=tmp_path)
+    assert not orphan.exists() and live.exists() and foreign.exists()
+    assert made.name.startswith(f"argus-metrics-{os.getpid()}-")
 
 
 def test_a_dead_process_keeps_its_counts_but_not_its_live_gauges(tmp_path):

@@ -31,10 +31,11 @@ ENGINE_HEALTHY_AFTER_S = 60.0
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def prepare_metrics_dir(env: Mapping[str, str]) -> tuple[Path, bool]:
+def prepare_metrics_dir(env: Mapping[str, str], parent: Path | None = None) -> tuple[Path, bool]:
     """Return (directory, made here) for this run's metrics: the configured one emptied of old files, or a new one.
 
-    A new one is in /dev/shm where there is one (values are mmapped files) and is removed at exit.
+    A new one is in /dev/shm where there is one (values are mmapped files), named after this process,
+    and is removed at exit; those of supervisors that died without cleaning up (kill -9) go now.
     """
     configured = env.get(MULTIPROC_ENV)
     if configured:
@@ -43,9 +44,27 @@ def prepare_metrics_dir(env: Mapping[str, str]) -> tuple[Path, bool]:
         for old in path.glob("*.db"):  # a previous run's processes: their counts must not add to this run's
             old.unlink(missing_ok=True)
         return path, False
-    shm = Path("/dev/shm")
-    parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
-    return Path(tempfile.mkdtemp(prefix="argus-metrics-", dir=parent)), True
+    if parent is None:
+        shm = Path("/dev/shm")
+        parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+    _remove_orphaned_metrics_dirs(parent)
+    return Path(tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-", dir=parent)), True
+
+
+METRICS_DIR_PREFIX = "argus-metrics-"
+
+
+def _remove_orphaned_metrics_dirs(parent: Path) -> None:
+    for path in parent.glob(f"{METRICS_DIR_PREFIX}*-*"):
+        pid = path.name[len(METRICS_DIR_PREFIX):].split("-", 1)[0]
+        try:
+            if not pid.isdigit() or path.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # its supervisor is gone: nothing writes there any more
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:  # alive under another user, or vanished meanwhile
+            continue
 
 
 def mark_dead(metrics_dir: Path | None, pid: int) -> None:

@@ -98,6 +98,14 @@ def test_a_series_without_a_valid_server_name_is_skipped_not_the_request():
     assert extracted.skipped == {"invalid_server_name": 2}
 
 
+def test_tcp_states_are_kept_and_queue_byte_counts_are_not():
+    states = [({"__name__": "node_tcp_connection_states", "state": state, "instance": "web1"}, 2.0, T)
+              for state in ("close_wait", "listen", "rx_queued_bytes", "tx_queued_bytes")]
+    extracted = extract(states)
+    assert [(o.signal, o.series) for o in extracted.observations] == [("tcp_connections", "close_wait"),
+                                                                       ("tcp_connections", "listen")]
+
+
 def test_the_server_label_is_configurable():
     extracted = extract([cpu(instance="10.0.0.1:9100", nodename="web7")], label="nodename")
     assert [o.server for o in extracted.observations] == ["web7"]

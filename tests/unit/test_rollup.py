@@ -79,8 +79,23 @@ def test_fields_no_signal_gives_are_missing_never_invented():
     for name in ("java_cpu_pct", "back_close_wait", "front_close_wait", "net_in_mb_s", "net_out_mb_s"):
         assert math.isnan(field(record, name)), name
     assert missing_required(record) == []
-    with_tcpstat = roll_up("web1", END, host(O("web1", "close_wait_back", "", at(5), 7.0)), POLICY)
+    with_tcpstat = roll_up("web1", END, host(O("web1", "tcp_connections", "close_wait", at(5), 7.0),
+                                             O("web1", "tcp_connections", "listen", at(5), 12.0)), POLICY)
     assert field(with_tcpstat, "back_close_wait") == 7.0 and math.isnan(field(with_tcpstat, "front_close_wait"))
+
+
+def test_a_source_counting_only_close_wait_sockets_gives_them_directly():
+    record = roll_up("web1", END, host(O("web1", "close_wait_back", "", at(5), 4.0)), POLICY)
+    assert field(record, "back_close_wait") == 4.0
+
+
+def test_close_wait_is_zero_when_other_tcp_states_were_counted_without_it():
+    # node_exporter's tcpstat sends only states that hold sockets: an absent close_wait is 0 at that time.
+    record = roll_up("web1", END, host(O("web1", "tcp_connections", "close_wait", at(60), 3.0),
+                                       O("web1", "tcp_connections", "listen", at(60), 12.0),
+                                       O("web1", "tcp_connections", "established", at(5), 40.0),
+                                       O("web1", "tcp_connections", "listen", at(5), 12.0)), POLICY)
+    assert field(record, "back_close_wait") == 0.0
 
 
 def test_network_counters_become_mb_per_second_summed_over_interfaces():
@@ -162,7 +177,7 @@ def test_real_filesystems_and_interfaces():
     assert not is_real_filesystem("tmpfs", "/run") and not is_real_filesystem("overlay", "/")
     assert not is_real_filesystem("squashfs", "/snap/core/1") and not is_real_filesystem("ext4", "/var/lib/docker/x")
     assert is_real_interface("eth0") and is_real_interface("ens5") and is_real_interface("bond0")
-    assert not any(map(is_real_interface, ("lo", "veth12ab", "docker0", "br-1f2e", "cni0", "flannel.1")))
+    assert not any(map(is_real_interface, ("lo", "veth12ab", "docker0", "br-1f2e", "cni0", "flannel.1", "ifb0")))
 
 
 def test_disk_mountpoint_settings_parse_or_fail():

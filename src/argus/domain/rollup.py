@@ -19,8 +19,10 @@ signal                   kind      series          meaning
 ``net_tx_bytes``         counter   interface       bytes sent on it
 ``load1``                gauge     ``""``          1-minute load average
 ``boot_time_s``          gauge     ``""``          boot time, seconds since the epoch
-``close_wait_back``      gauge     ``""``          sockets in CLOSE_WAIT, backend side (or the host's total)
-``close_wait_front``     gauge     ``""``          sockets in CLOSE_WAIT, frontend side
+``tcp_connections``      gauge     the TCP state   the host's TCP sockets in that state (``close_wait``, ``established``
+                                   (lower case)    ...); a state missing beside others sent at that time counts 0
+``close_wait_back``      gauge     ``""``          sockets in CLOSE_WAIT, for a source that counts only those
+                                                   (``tcp_connections`` wins when both come)
 =======================  ========  ==============  =====================================================
 
 Steps are ``(end - step_s, end]`` in epoch seconds, ``end`` a multiple of ``step_s``; the record
@@ -51,7 +53,7 @@ SIGNALS: Mapping[str, str] = {
     **{f"cpu.{mode}": COUNTER for mode in CPU_MODES},
     "mem_total_bytes": GAUGE, "mem_available_bytes": GAUGE, "swap_total_bytes": GAUGE, "swap_free_bytes": GAUGE,
     "fs_size_bytes": GAUGE, "fs_avail_bytes": GAUGE, "net_rx_bytes": COUNTER, "net_tx_bytes": COUNTER,
-    "load1": GAUGE, "boot_time_s": GAUGE, "close_wait_back": GAUGE, "close_wait_front": GAUGE,
+    "load1": GAUGE, "boot_time_s": GAUGE, "tcp_connections": GAUGE, "close_wait_back": GAUGE,
 }
 #: Which CPU modes make each CPU field (steal counts in the total and in no field).
 CPU_FIELD_MODES: Mapping[str, tuple[str, ...]] = {
@@ -77,7 +79,8 @@ PSEUDO_MOUNT_PREFIXES: tuple[str, ...] = ("/proc", "/sys", "/dev", "/run", "/sna
                                           "/var/lib/containers/", "/var/lib/kubelet/pods/")
 #: Interfaces that carry no traffic of the host's own: loopback, container and bridge plumbing.
 VIRTUAL_INTERFACE_PREFIXES: tuple[str, ...] = ("lo", "veth", "docker", "br-", "virbr", "cni", "flannel", "cali",
-                                               "vxlan", "tunl", "kube-", "weave", "cilium", "dummy", "nodelocaldns")
+                                               "vxlan", "tunl", "kube-", "weave", "cilium", "dummy", "nodelocaldns",
+                                               "ifb")
 
 
 def is_real_filesystem(fstype: str, mountpoint: str) -> bool:
@@ -176,8 +179,7 @@ def roll_up(server: str, end_s: int, observations: Iterable[Observation], policy
     values["net_in_mb_s"] = _net_mb_s(series, "net_rx_bytes", start_ms)
     values["net_out_mb_s"] = _net_mb_s(series, "net_tx_bytes", start_ms)
     values["load_average"] = _last(series, "load1", "", start_ms)
-    values["back_close_wait"] = _last(series, "close_wait_back", "", start_ms)
-    values["front_close_wait"] = _last(series, "close_wait_front", "", start_ms)
+    values["back_close_wait"] = _close_wait(series, start_ms)
     boot = _last(series, "boot_time_s", "", start_ms)
     values["uptime_days"] = float((end_s - boot) // DAY_S) if boot > 0 else math.nan
     return Record(utc_from_epoch(end_s), server, STATUS, tuple(_within_range(values[name], i)
@@ -220,6 +222,18 @@ def _increase(points: Sequence[tuple[int, float]], start_ms: int) -> tuple[float
     for (_, before), (_, after) in zip(points, points[1:], strict=False):
         total += after - before if after >= before else after
     return total, (points[-1][0] - points[0][0]) / 1000
+
+
+def _close_wait(series, start_ms: int) -> float:
+    """The host's CLOSE_WAIT sockets at its last TCP state count in the step: 0 when other states were
+    counted then and CLOSE_WAIT not (node_exporter sends only states that hold sockets); else the last
+    ``close_wait_back``; NaN when neither came in the step (the source does not count sockets)."""
+    last_ts = max((points[-1][0] for (signal, _), points in series.items()
+                   if signal == "tcp_connections" and points[-1][0] > start_ms), default=None)
+    if last_ts is None:
+        return _last(series, "close_wait_back", "", start_ms)
+    close_wait = series.get(("tcp_connections", "close_wait"), [])
+    return next((value for ts, value in reversed(close_wait) if ts == last_ts), 0.0)
 
 
 def _cpu_fields(series, start_ms: int) -> dict[str, float]:

@@ -14,11 +14,11 @@ series                                                     signal               
 ``node_network_transmit_bytes_total{device}``              ``net_tx_bytes``        a real interface
 ``node_load1``                                             ``load1``
 ``node_boot_time_seconds``                                 ``boot_time_s``
-``node_tcp_connection_states{state="close_wait"}``         ``close_wait_back``     (tcpstat collector, off by default)
+``node_tcp_connection_states{state}``                       ``tcp_connections``     (tcpstat collector, off by default)
 =========================================================  ======================  ==============================
 
-node_exporter cannot tell backend from frontend sockets: the host's CLOSE_WAIT total is reported as
-``back_close_wait`` and ``front_close_wait`` stays missing. Every other series is skipped by its
+The rollup reports the host's CLOSE_WAIT total as ``back_close_wait`` (node_exporter cannot tell
+backend from frontend sockets: ``front_close_wait`` stays missing). Every other series is skipped by its
 name, before anything else of it is read (a host sends ~600 series; these are ~50 of them).
 """
 
@@ -67,8 +67,9 @@ def _network(signal: str) -> Callable[[dict[str, str]], tuple[str, str] | None]:
     return read
 
 
-def _close_wait(labels: dict[str, str]) -> tuple[str, str] | None:
-    return ("close_wait_back", "") if labels.get("state") == "close_wait" else None
+def _tcp_state(labels: dict[str, str]) -> tuple[str, str] | None:
+    state = labels.get("state", "")  # also rx_queued_bytes and tx_queued_bytes: bytes, not a state
+    return ("tcp_connections", state) if state and not state.endswith("_bytes") else None
 
 
 #: Metric name -> reader of its labels: (signal, series), or None to skip that series.
@@ -79,7 +80,7 @@ READERS: dict[str, Callable[[dict[str, str]], tuple[str, str] | None]] = {
     "node_filesystem_avail_bytes": _filesystem("fs_avail_bytes"),
     "node_network_receive_bytes_total": _network("net_rx_bytes"),
     "node_network_transmit_bytes_total": _network("net_tx_bytes"),
-    "node_tcp_connection_states": _close_wait,
+    "node_tcp_connection_states": _tcp_state,
 }
 #: Longest label value read from a kept series; a longer one refuses the request (400): no real
 #: mountpoint, device or host name comes near it, and it bounds what one series costs to store.

@@ -15,6 +15,7 @@ from dependency_injector import containers, providers
 from argus.adapters.explain.service import ExplainService, with_explanations
 from argus.adapters.http.app import build_app
 from argus.adapters.http.merged import ShardedPublished
+from argus.adapters.http.otlp import OtlpMetricsResource
 from argus.adapters.http.ratelimit import RateLimiter
 from argus.adapters.http.remote_write import RemoteWriteResource
 from argus.adapters.http.snapshots import render_partitions, render_tick
@@ -205,6 +206,9 @@ class Container(containers.DeclarativeContainer):
                                        max_body_bytes=settings.provided.max_body_bytes,
                                        server_label=settings.provided.remote_write_server_label,
                                        accepted_times=accepted_times)
+    otlp = providers.Singleton(OtlpMetricsResource, buffer=sample_buffer,
+                               max_body_bytes=settings.provided.max_body_bytes, step_s=settings.provided.step_seconds,
+                               server_attribute=settings.provided.otlp_server_attribute, accepted_times=accepted_times)
     step_closer = providers.Singleton(StepCloser, buffer=sample_buffer, store=store, accepted=accepted_times,
                                       on_stored=providers.Object(count_rolled_up))
     app = providers.Singleton(
@@ -227,6 +231,7 @@ class Container(containers.DeclarativeContainer):
         metrics_query=metrics_query.provided.recent,
         accepted_times=accepted_times,
         remote_write=remote_write,
+        otlp=otlp,
         metrics_public=settings.provided.metrics_public,
         metrics_max_servers=settings.provided.metrics_max_servers,
     )

@@ -88,6 +88,13 @@ def _label_name(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+def _attribute_name(env: Mapping[str, str], name: str, default: str) -> str:
+    value = (env.get(name) or default).strip()
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_./-]{0,254}", value):
+        raise ConfigurationError(f"{name} must be an OpenTelemetry attribute name such as host.name, got {value!r}")
+    return value
+
+
 def _disk_mountpoints(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
     try:
         return parse_disk_mountpoints(env.get(name) or "")
@@ -134,6 +141,7 @@ class Settings:
     metrics_max_servers: int = 500
     step_seconds: int = 300
     remote_write_server_label: str = "instance"
+    otlp_server_attribute: str = "host.name"
     disk_mountpoints: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -192,6 +200,7 @@ class Settings:
             metrics_max_servers=_int(env, "ARGUS_METRICS_MAX_SERVERS", 500, minimum=0),
             step_seconds=_int(env, "ARGUS_STEP_SECONDS", 300, minimum=1),
             remote_write_server_label=_label_name(env, "ARGUS_REMOTE_WRITE_SERVER_LABEL", "instance"),
+            otlp_server_attribute=_attribute_name(env, "ARGUS_OTLP_SERVER_ATTRIBUTE", "host.name"),
             disk_mountpoints=_disk_mountpoints(env, "ARGUS_DISK_MOUNTPOINTS"),
         )
 

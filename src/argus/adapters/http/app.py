@@ -147,6 +147,7 @@ def build_app(
     metrics_public: bool = False,
     metrics_max_servers: int = 500,
     remote_write=None,
+    otlp=None,
 ) -> falcon.App:
     """Assemble the WSGI app; every collaborator comes in from the container."""
     app = falcon.App(
@@ -184,6 +185,8 @@ def build_app(
     app.add_route("/openapi.json", OpenApiResource())
     if remote_write is not None:
         app.add_route("/api/v1/write", remote_write)  # Prometheus remote_write (adapters/http/remote_write.py)
+    if otlp is not None:
+        app.add_route("/v1/metrics", otlp)  # OTLP/HTTP metrics (adapters/http/otlp.py)
     forecasts = PublishedCollector(published, engine, created_from(model_registry), max_servers=metrics_max_servers)
     app.add_route("/metrics", MetricsResource(union(process_metrics(), forecasts), public=metrics_public))
     return app

@@ -123,6 +123,13 @@ def _schemas() -> dict[str, Any]:
             samples_skipped={"type": "object", "additionalProperties": {"type": "integer"}, "description": (
                 "samples not stored, by reason: unused, invalid_server_name, nan, stale_marker, not_finite, "
                 "too_new, too_old, duplicate, out_of_order")}),
+        "OtlpExportResponse": {
+            "type": "object", "description": "OTLP's ExportMetricsServiceResponse (JSON encoding)",
+            "properties": {"partialSuccess": _obj(
+                [], rejectedDataPoints={"type": ["string", "integer"], "description": (
+                    "data points not stored (an int64: a string in OTLP JSON)")},
+                errorMessage={"type": "string", "description": "why, by reason; or a warning when nothing was "
+                                                               "a host metric"})}},
         "Record": record_schema(),
         "FeedRequest": _obj(["records"], records={"type": "array", "minItems": 1, "items": _ref("Record")}),
         "FeedResponse": _obj(["status", "records_received", "tick", "warmup_complete"],
@@ -212,6 +219,7 @@ def _time_range(default: str) -> dict[str, Any]:
             "schema": {"type": "string", "enum": TIME_RANGES, "default": default}}
 
 
+_BINARY = {"type": "string", "format": "binary"}
 _SERVER = {"name": "server_name", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
@@ -232,6 +240,14 @@ def _paths() -> dict[str, Any]:
             _json(_ref("RemoteWriteResponse")), 400, 413, 415, tag="ingestion", requestBody={
                 "required": True, "content": {"application/x-protobuf": {
                     "schema": {"type": "string", "format": "binary"}}}})},
+        "/v1/metrics": {"post": _op(
+            "OTLP/HTTP metrics: hostmetrics receiver names (ExportMetricsServiceRequest; docs/prometheus.md, OTLP)",
+            {"description": "Stored; partialSuccess counts rejected data points. The response is in the request's "
+                            "encoding", "content": {"application/x-protobuf": {"schema": _BINARY},
+                                                    "application/json": {"schema": _ref("OtlpExportResponse")}}},
+            400, 413, 415, tag="ingestion", requestBody={
+                "required": True, "content": {"application/x-protobuf": {"schema": _BINARY},
+                                              "application/json": {"schema": {"type": "object"}}}})},
         "/predictions/current": {"get": _op("Current predictions", _json(_ref("Predictions")), tag="predictions")},
         "/alerts/active": {"get": _op("Active alerts", _json(_ref("ActiveAlerts")), tag="predictions")},
         "/explain/{server_name}": {"get": _op("Explain a server's prediction", _json(_ref("Explanation")), 404, 409,

@@ -27,6 +27,7 @@ DEFAULT_LIMITS: Mapping[str, str] = {
     "historical": "30/minute",
     "admin": "10/minute",
     "remote_write": "6000/minute",  # ours: Prometheus shards, ~20 requests/s for 1,000 hosts scraped every 15 s
+    "otlp": "6000/minute",  # ours: OTLP exporters, one request a host each interval (60 s by default)
     "auth_failures": "10/minute",
 }
 

@@ -1,0 +1,1 @@
+"""OpenTelemetry as a source: OTLP/HTTP metrics bodies (wire) and the hostmetrics receiver's names (hostmetrics)."""

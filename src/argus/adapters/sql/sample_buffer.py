@@ -16,6 +16,7 @@ same samples up again, and the record upsert makes the repeat harmless.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from collections import Counter
@@ -26,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from argus.adapters.sql import tables as t
+from argus.adapters.sql.bulk import driver_rows
 from argus.domain.ingestion import AcceptedTimes
 from argus.domain.metrics import Record, utc_from_epoch
 from argus.domain.rollup import Observation, RollupPolicy, missing_required, roll_up, step_end_s
@@ -171,9 +173,10 @@ class StepCloser:
                 self._forget_at = now + self._policy.step_s
                 self._forget_quiet(now)
             return 0
+        samples = self._samples(due)
         records, by_source = [], Counter()
         for server, emitted_through, closed_through, source in due:
-            rolled = self._roll_up(server, emitted_through, closed_through, now)
+            rolled = self._roll_up(server, samples.get(server, []), emitted_through, closed_through, now)
             records.extend(rolled)
             by_source[source] += len(rolled)
         if records:
@@ -193,34 +196,57 @@ class StepCloser:
                  .where(sa.or_(s.emitted_through_s < s.closed_through_s,
                                s.newest_ts_ms > s.closed_through_s * 1000))
                  .order_by(s.server_name))
-        due = []
         with self.buffer.engine.begin() as connection:
+            sources, raises = {}, []
             for name, closed, emitted, newest, received_at, source in connection.execute(query).all():
                 through = self._policy.closable_through(int(closed), int(newest), now - float(received_at))
                 if through > closed:
-                    claimed = connection.execute(
-                        sa.update(rollup_servers).where(s.server_name == name, s.closed_through_s == closed)
-                        .values(closed_through_s=through)).rowcount
-                    closed = through if claimed else closed
-                if closed > emitted:
-                    due.append((name, int(emitted), int(closed), source))
-                if len(due) >= self.batch_servers:
+                    raises.append({"name": name, "old": closed, "new": through})
+                if through > emitted:
+                    sources[name] = source
+                if len(sources) >= self.batch_servers:
                     break
-        return due
+            if not sources:
+                return []
+            if raises:  # compare-and-set: a raise another closer made first stands
+                raise_if_unchanged = (sa.update(rollup_servers)
+                                      .where(s.server_name == sa.bindparam("name"),
+                                             s.closed_through_s == sa.bindparam("old"))
+                                      .values(closed_through_s=sa.bindparam("new")))
+                connection.execute(raise_if_unchanged, raises)
+            states = connection.execute(sa.select(s.server_name, s.emitted_through_s, s.closed_through_s)
+                                        .where(s.server_name.in_(sorted(sources)))).all()
+        return sorted((name, int(emitted), int(closed), sources[name])
+                      for name, emitted, closed in states if closed > emitted)
 
-    def _roll_up(self, server: str, emitted_through: int, closed_through: int, now: float) -> list[Record]:
+    def _samples(self, due: list[tuple[str, int, int, str]]) -> dict[str, list[Observation]]:
+        """The samples the due steps need (theirs and the step before each), by server, oldest first."""
         step = self._policy.step_s
+        bounds = {name: ((emitted - step) * 1000, closed * 1000) for name, emitted, closed, _ in due}
         r = rollup_samples.c
-        query = (sa.select(r.signal, r.series, r.ts_ms, r.value)
-                 .where(r.server_name == server, r.ts_ms > (emitted_through - step) * 1000,
-                        r.ts_ms <= closed_through * 1000))
+        query = (sa.select(r.server_name, r.signal, r.series, r.ts_ms, r.value)
+                 .where(r.server_name.in_(sorted(bounds)), r.ts_ms > min(low for low, _ in bounds.values()),
+                        r.ts_ms <= max(high for _, high in bounds.values())))
+        by_server: dict[str, list[Observation]] = {name: [] for name in bounds}
         with self.buffer.engine.connect() as connection:
-            observations = [Observation(server, signal, series, int(ts), float(value))
-                            for signal, series, ts, value in connection.execute(query)]
+            for rows in driver_rows(connection, query, 32_768):  # plain tuples: a fleet's step is ~1 M rows
+                for server, signal, series, ts, value in rows:
+                    low, high = bounds[server]
+                    if low < ts <= high:
+                        by_server[server].append(Observation(server, signal, series, int(ts), float(value)))
+        for observations in by_server.values():
+            observations.sort(key=lambda o: o.ts_ms)
+        return by_server
+
+    def _roll_up(self, server: str, observations: list[Observation], emitted_through: int, closed_through: int,
+                 now: float) -> list[Record]:
+        step = self._policy.step_s
+        times = [o.ts_ms for o in observations]
         earliest, latest = self.accepted.span(utc_from_epoch(now)) if self.accepted else (None, None)
         records = []
         for end in range(emitted_through + step, closed_through + 1, step):
-            window = [o for o in observations if (end - 2 * step) * 1000 < o.ts_ms <= end * 1000]
+            window = observations[bisect.bisect_right(times, (end - 2 * step) * 1000):
+                                  bisect.bisect_right(times, end * 1000)]
             record = roll_up(server, end, window, self._policy)
             if record is None:
                 continue
@@ -247,9 +273,11 @@ class StepCloser:
         """Mark the steps emitted and delete samples older than the last emitted step (its baselines stay)."""
         s, r = rollup_servers.c, rollup_samples.c
         step = self._policy.step_s
+        done = [{"name": name, "closed": closed, "before_ms": (closed - step) * 1000} for name, _, closed, _ in due]
         with self.buffer.engine.begin() as connection:
-            for name, _emitted, closed, _source in due:
-                connection.execute(sa.update(rollup_servers).where(s.server_name == name, s.emitted_through_s < closed)
-                                   .values(emitted_through_s=closed))
-                connection.execute(sa.delete(rollup_samples).where(r.server_name == name,
-                                                                   r.ts_ms <= (closed - step) * 1000))
+            connection.execute(sa.update(rollup_servers)
+                               .where(s.server_name == sa.bindparam("name"),
+                                      s.emitted_through_s < sa.bindparam("closed"))
+                               .values(emitted_through_s=sa.bindparam("closed")), done)
+            connection.execute(sa.delete(rollup_samples).where(r.server_name == sa.bindparam("name"),
+                                                               r.ts_ms <= sa.bindparam("before_ms")), done)

@@ -30,8 +30,15 @@ of a step is stamped ``end``. :func:`roll_up` turns the observations of a step (
 before, whose last counter values are the baselines) into a :class:`~argus.domain.metrics.Record`:
 counters become increases over the step (a value lower than the one before is a counter reset: the
 counter restarted from zero), CPU modes shares of all CPU time, gauges the step's last value. A
-field no signal gives stays NaN: missing, never invented (``java_cpu_pct`` always is). The
-:class:`RollupPolicy` says when a step may close: :meth:`RollupPolicy.closable_through`.
+field no signal gives stays NaN: missing, never invented (``java_cpu_pct`` and ``front_close_wait``
+always are). The :class:`RollupPolicy` says when a step may close: :meth:`RollupPolicy.closable_through`.
+
+Adding a source: map its samples to observations (dropping pseudo filesystems and virtual
+interfaces with :func:`is_real_filesystem` and :func:`is_real_interface`, before anything is
+stored), and hand them to ``argus.ports.rollup.SampleBuffer.accept(observations, source)`` while
+handling the request: it commits them before the source gets its answer. The engine closes steps
+from the database and stores their records (``argus.adapters.sql.sample_buffer.StepCloser``);
+docs/prometheus.md has the node_exporter mapping as a table.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ chunks, where pending ``explain`` requests are answered (other kinds wait for th
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import UTC, datetime
@@ -93,10 +94,13 @@ def _tick_twice(sql_store, interleave: bool):
         seen["reload"] = channel.submit("reload_model", {"name": None}, time.time() + 60)
         seen["body"] = EngineClient(channel, poll_s=0.02).call("explain", {"server_name": "ppdb001"}, timeout_s=30)
         seen["answered_at"] = time.perf_counter()
+        seen["heartbeat_at"] = sql_store.read_published("status").updated_at
+        seen["status"] = sql_store.read_published("status").body
 
     thread = threading.Thread(target=client, daemon=True)
     if interleave:
         thread.start()
+    seen["tick_started_at"] = time.time()
     second = engine.tick()
     ended_at = time.perf_counter()
     if interleave:
@@ -111,6 +115,9 @@ def test_an_explanation_issued_mid_tick_is_answered_before_the_tick_ends_of_the_
     assert seen["answered_at"] < ended_at  # 4 chunks of 0.4 s: answered after the first, ~1 s before the end
     assert seen["body"] == {"tick_at": first.at.isoformat(),
                             "risk_score": next(a.score for a in first.assessments if a.server_name == "ppdb001")}
+    # the heartbeat stays fresh inside a long tick, and names the published tick
+    assert seen["heartbeat_at"] >= seen["tick_started_at"]
+    assert json.loads(seen["status"])["last_prediction"] == wire_time(first.at)
     # a model reload would change the forecaster under the tick: it waits for the tick's end
     assert channel.state(seen["reload"]).status == "pending"
     engine.router.handle_pending()

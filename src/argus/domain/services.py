@@ -252,13 +252,13 @@ class Engine:
         self._last_tick = self.clock()
         at = datetime.fromtimestamp(self._last_tick, tz=UTC)
         result = self.predictor.tick(self.keeper.windows, at, between_chunks=self.answer_mid_tick)
-        self.status.last_prediction = at
         if self.render is None:
             bodies = {}
         elif takes_between_chunks(self.render):  # explanations precomputed in parts: requests answered between
             bodies = dict(self.render(result, between_chunks=self.answer_mid_tick))
         else:
             bodies = dict(self.render(result))
+        self.status.last_prediction = at  # after render: heartbeats inside the tick name the published tick
         bodies["status"] = self.status.render(self.keeper.windows, self.min_history_steps)
         if self.tick_log is not None:
             self.tick_log.record_tick(result, bodies)
@@ -285,17 +285,20 @@ class Engine:
 
     def answer_mid_tick(self) -> None:
         """Inside a tick (between forecast chunks, between precomputed explanations): answer pending
-        ``mid_tick_kinds`` requests for ``mid_tick_budget_s``.
+        ``mid_tick_kinds`` requests for ``mid_tick_budget_s``, and keep the heartbeat fresh.
 
         An explanation answered here is of the last published tick, as it would be a moment before
         this tick began: the windows are not polled inside a tick and the explain service keeps the
         forecaster state of its tick. Other requests (a model reload) wait until the tick is over.
+        The heartbeat: a tick longer than the workers' 30 s staleness (a big fleet on a busy CPU)
+        would otherwise read as a dead engine, and workers answer 503 without asking it.
         """
-        if self.router is None or not self.mid_tick_kinds:
-            return
         try:
-            self.router.handle_pending(budget_s=self.mid_tick_budget_s, kinds=self.mid_tick_kinds)
-        except Exception:  # noqa: BLE001 - requests never cost the tick (the channel's database may be away)
+            if self.router is not None and self.mid_tick_kinds:
+                self.router.handle_pending(budget_s=self.mid_tick_budget_s, kinds=self.mid_tick_kinds)
+            if self.clock() - self._last_publish >= self.heartbeat_s:
+                self.publish_status()
+        except Exception:  # noqa: BLE001 - never costs the tick (the database may be away for a moment)
             log.exception("answering requests inside the tick failed")
 
     def publish_status(self) -> None:

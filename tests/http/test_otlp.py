@@ -25,6 +25,8 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from argus.adapters.sql import tables as t
 from argus.adapters.sql.sample_buffer import rollup_samples
 from argus.adapters.telemetry import REGISTRY
+from argus.domain.errors import ConfigurationError
+from argus.entrypoints.settings import Settings
 from tests.conftest import API_KEY
 
 PROTOBUF, JSON = "application/x-protobuf", "application/json"
@@ -222,7 +224,14 @@ def test_the_server_attribute_is_configurable(make_client, settings):
     assert response_of(post(client, encoded(request))).partial_success.rejected_data_points == 1
 
 
-def test_too_new_too_old_and_closed_steps_are_rejected(make_client, settings, container):
+def test_the_server_attribute_setting_is_read_and_checked():
+    assert Settings.from_env({}).otlp_server_attribute == "host.name"
+    assert Settings.from_env({"ARGUS_OTLP_SERVER_ATTRIBUTE": "k8s.node.name"}).otlp_server_attribute == "k8s.node.name"
+    with pytest.raises(ConfigurationError, match="ARGUS_OTLP_SERVER_ATTRIBUTE"):
+        Settings.from_env({"ARGUS_OTLP_SERVER_ATTRIBUTE": "host name"})
+
+
+def test_points_too_new_or_too_old_are_rejected(make_client, settings, container):
     client = make_client(attrs.evolve(settings, records_retention_days=1))
     ts = now_ns()
     request = request_of(gauge("system.cpu.load_average.1m", point(1.0, ts + 3600 * 10**9),
@@ -321,6 +330,9 @@ def test_closed_steps_become_records_with_known_values_and_missing_fields_stay_m
     for k in range(10):  # every 15 s from one step to past the next one's grace (12 s at 60 s steps)
         assert post(client, encoded(hostmetrics_scrape(step_ns + 15 * k * 10**9 + 10**6, k))).status_code == 200
     assert container.step_closer()() == 2
+    late = request_of(gauge("system.cpu.load_average.1m", point(9.0, step_ns + 30 * 10**9)))
+    partial = response_of(post(client, encoded(late))).partial_success  # its step has closed
+    assert partial.rejected_data_points == 1 and "out_of_order 1" in partial.error_message
     record = records(container)[-1]
     assert record["server_name"] == "web1" and record["ts"] == step_ns // 10**9 + 120
     assert record["cpu_user_pct"] == pytest.approx(30.0) and record["cpu_idle_pct"] == pytest.approx(50.0)

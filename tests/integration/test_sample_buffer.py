@@ -163,3 +163,14 @@ def test_a_server_quiet_for_two_steps_leaves_no_samples_behind(parts):
     with buffer.engine.connect() as connection:
         left = connection.execute(sa.select(rollup_samples.c.server_name).distinct()).scalars().all()
     assert left == ["web2"] and list(records(store)) == [("web1", T0 + STEP)]
+
+
+def test_a_sharded_engine_closes_only_the_servers_it_owns(parts):
+    buffer, store, closer, _ = parts
+    closer.owns = lambda name: name == "h1"
+    for name in ("h1", "h2"):
+        buffer.accept(scrape(name, T0 + 20, 0) + scrape(name, T0 + 40, 1) + scrape(name, T0 + STEP + 30, 2),
+                      "remote_write", now=NOW - 1)
+    assert closer() == 1 and closer() == 0 and list(records(store)) == [("h1", T0 + STEP)]
+    closer.owns = None  # another engine's share
+    assert closer() == 1 and sorted(records(store)) == [("h1", T0 + STEP), ("h2", T0 + STEP)]

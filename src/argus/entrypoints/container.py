@@ -209,8 +209,6 @@ class Container(containers.DeclarativeContainer):
     otlp = providers.Singleton(OtlpMetricsResource, buffer=sample_buffer,
                                max_body_bytes=settings.provided.max_body_bytes, step_s=settings.provided.step_seconds,
                                server_attribute=settings.provided.otlp_server_attribute, accepted_times=accepted_times)
-    step_closer = providers.Singleton(StepCloser, buffer=sample_buffer, store=store, accepted=accepted_times,
-                                      on_stored=providers.Object(count_rolled_up))
     app = providers.Singleton(
         build_app,
         api_key=api_key,
@@ -258,6 +256,10 @@ class Container(containers.DeclarativeContainer):
     mode = providers.Callable(engine_mode, settings)
     engine_id = providers.Singleton(make_engine_id)
     ownership = providers.Singleton(Ownership)
+    step_closer = providers.Singleton(
+        StepCloser, buffer=sample_buffer, store=store, accepted=accepted_times,
+        on_stored=providers.Object(count_rolled_up),
+        owns=providers.Selector(mode, single=providers.Object(None), sharded=ownership.provided.owns))
     partition_leases = providers.Singleton(SqlPartitionLeases, engine=db_engine, engine_id=engine_id,
                                            ttl_s=settings.provided.engine_lease_s)
     lease_renewer = providers.Resource(open_lease_renewer, leases=partition_leases)

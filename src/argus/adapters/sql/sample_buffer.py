@@ -138,8 +138,10 @@ class StepCloser:
 
     def __init__(self, buffer: SqlSampleBuffer, store: MetricsStore, accepted: AcceptedTimes | None = None,
                  on_stored: Callable[[str, int], object] | None = None, batch_servers: int = 50,
-                 idle_s: float = 1.0, clock: Callable[[], float] = time.time) -> None:
+                 idle_s: float = 1.0, clock: Callable[[], float] = time.time,
+                 owns: Callable[[str], bool] | None = None) -> None:
         self.buffer = buffer
+        self.owns = owns  # sharded engines: each closes the servers of its partitions only
         self.on_stored = on_stored  # (source, records stored): Argus's own metrics
         self.idle_s = idle_s
         self.store = store
@@ -199,6 +201,8 @@ class StepCloser:
         with self.buffer.engine.begin() as connection:
             sources, raises = {}, []
             for name, closed, emitted, newest, received_at, source in connection.execute(query).all():
+                if self.owns is not None and not self.owns(name):
+                    continue
                 through = self._policy.closable_through(int(closed), int(newest), now - float(received_at))
                 if through > closed:
                     raises.append({"name": name, "old": closed, "new": through})

@@ -13,10 +13,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from argus.domain.errors import ConflictError
+from argus.domain.errors import ArgusError, ConflictError
 from argus.domain.training import TrainingRun, new_training_id
 
 log = logging.getLogger("argus.engine")
+
+
+class InsufficientHistoryError(ArgusError):
+    """The database holds too little history for a training to cut a single window (HTTP 409)."""
+
+    code = "insufficient_data"
 
 
 def _alive(pid: int | None) -> bool:
@@ -41,7 +47,8 @@ class TrainingSupervisor:
 
     def __init__(self, runs, model_dir: Path, on_promoted: Callable[[str], object],
                  current_model: Callable[[], str | None], cancel_grace_s: float = 30.0,
-                 command: list[str] | None = None, env: dict[str, str] | None = None):
+                 command: list[str] | None = None, env: dict[str, str] | None = None,
+                 history_shortfall: Callable[[str | None], str | None] | None = None):
         self.runs = runs
         self.model_dir = Path(model_dir)
         self.on_promoted = on_promoted
@@ -49,6 +56,7 @@ class TrainingSupervisor:
         self.cancel_grace_s = cancel_grace_s
         self.command = command or [sys.executable, "-m", "argus", "train-job"]
         self.env = env
+        self.history_shortfall = history_shortfall  # base model -> why there is too little history, or None
         self._process: subprocess.Popen | None = None
         self._active: TrainingRun | None = None
         self._cancel_at: float | None = None
@@ -62,6 +70,9 @@ class TrainingSupervisor:
             raise ConflictError(f"Training {self._active.training_id} is already running; cancel it or wait")
         epochs = int(payload.get("epochs", 10))
         base = self.current_model() if payload.get("incremental", True) else None
+        shortfall = self.history_shortfall(base) if self.history_shortfall else None
+        if shortfall:
+            raise InsufficientHistoryError(shortfall)
         now = time.time()
         run = TrainingRun(training_id=new_training_id(now), status="running", started_at=now, epochs=epochs,
                           incremental=base is not None, base_model=base, stage="starting")
@@ -110,7 +121,7 @@ class TrainingSupervisor:
                 self._active = run
                 log.info("watching training %s (pid %s) started before this engine", run.training_id, run.pid)
             else:
-                self.runs.update(run.training_id, status="failed", finished_at=time.time(),
+                self.runs.update(run.training_id, status="failed", finished_at=time.time(), stage="failed",
                                  error="the training process ended without reporting (engine restarted?)")
 
     def poll(self) -> None:
@@ -136,7 +147,7 @@ class TrainingSupervisor:
             return
         if row.status == "running":
             status, error = ("cancelled", None) if cancelled else ("failed", "the training process exited unexpectedly")
-            self.runs.update(run_id, status=status, finished_at=time.time(), error=error)
+            self.runs.update(run_id, status=status, finished_at=time.time(), error=error, stage=status)
             return
         if row.status == "completed" and row.promoted and row.model_name:
             try:

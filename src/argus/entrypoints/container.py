@@ -112,9 +112,12 @@ def make_housekeeping(channel: SqlEngineChannel, history_sweep=None, manager=Non
 
 def make_supervisor(runs, settings: Settings, manager) -> TrainingSupervisor:
     """The training supervisor, resuming a training that outlived a previous engine."""
+    from argus.entrypoints.training_job import history_shortfall
+
     supervisor = TrainingSupervisor(runs, settings.model_dir, on_promoted=manager.reload,
                                     current_model=lambda: manager.loaded_name,
-                                    cancel_grace_s=settings.training_cancel_grace_s, env=settings.child_env())
+                                    cancel_grace_s=settings.training_cancel_grace_s, env=settings.child_env(),
+                                    history_shortfall=lambda base: history_shortfall(settings, base))
     supervisor.adopt()
     return supervisor
 

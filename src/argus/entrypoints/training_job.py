@@ -45,6 +45,69 @@ def training_config(settings: Settings, epochs: int):
     return TrainingConfig(epochs=epochs, threads=settings.torch_threads, **options)
 
 
+def required_history(settings: Settings, from_model: str | None) -> dict:
+    """What one server needs before a training can cut a window: steps, and seconds of span.
+
+    A training window is ``min_encoder_steps + horizon_steps`` five-minute steps (the base model's,
+    when continuing one), all before the last ``val_days`` (validation) and ``holdout_days``
+    (scoring) of the data.
+    """
+    from argus.adapters.tft.artifacts import spec_from_manifest
+    from argus.adapters.tft.registry import DirectoryModelRegistry
+
+    config = training_config(settings, 1)
+    encoder, horizon = config.min_encoder_steps, config.horizon_steps
+    if from_model:
+        try:
+            spec = spec_from_manifest(DirectoryModelRegistry(settings.model_dir).info(from_model).manifest)
+            encoder, horizon = spec.min_encoder_steps, spec.horizon_steps
+        except Exception:  # noqa: BLE001 - an unreadable base model fails the run itself, with its reason
+            pass
+    reserved_days = float(config.val_days) + float(config.holdout_days)
+    steps = encoder + horizon
+    return {"steps": steps, "span_s": int(reserved_days * 86_400) + steps * 300, "encoder_steps": encoder,
+            "horizon_steps": horizon, "val_days": float(config.val_days), "holdout_days": float(config.holdout_days)}
+
+
+def stored_history(settings: Settings) -> dict:
+    """Per server: records and first/last timestamp, by one aggregate query (never loads the rows)."""
+    import sqlalchemy as sa
+
+    from argus.adapters.sql.database import create_db_engine
+    from argus.adapters.sql.tables import records
+
+    engine = create_db_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(records.c.server_name, sa.func.count(), sa.func.min(records.c.ts),
+                                          sa.func.max(records.c.ts)).group_by(records.c.server_name)).all()
+    finally:
+        engine.dispose()
+    return {name: (int(count), int(first), int(last)) for name, count, first, last in rows}
+
+
+def history_shortfall(settings: Settings, from_model: str | None) -> str | None:
+    """Why a training would find no window in the database (None: enough, as far as spans tell).
+
+    Gaps inside a span can still leave too little; that run then fails and its status says why.
+    """
+    need = required_history(settings, from_model)
+    servers = stored_history(settings)
+    enough = [n for n, (count, first, last) in servers.items()
+              if count >= need["steps"] and last - first >= need["span_s"]]
+    if enough:
+        return None
+    wanted = (f"a server needs at least {need['span_s'] / 3600:.1f} h of five-minute records (a "
+              f"{need['encoder_steps']}-step encoder and a {need['horizon_steps']}-step horizon before the last "
+              f"{need['val_days']:g} day(s) of validation and {need['holdout_days']:g} day(s) of hold-out)")
+    if not servers:
+        return f"Not enough history to train: {wanted}; the database holds no records"
+    name, (count, first, last) = max(servers.items(), key=lambda item: (item[1][2] - item[1][1], item[1][0]))
+    total = sum(count for count, _, _ in servers.values())
+    return (f"Not enough history to train: {wanted}; the longest stored is {(last - first) / 3600:.1f} h "
+            f"({name}, {count} records; {total} records from {len(servers)} servers in all)")
+
+
 def run_training_job(settings: Settings, training_id: str, epochs: int, from_model: str | None) -> int:
     """Train, score and record; return the process exit code."""
     from argus.adapters.sql.database import create_db_engine
@@ -96,7 +159,8 @@ def _train(settings, runs, training_id, epochs, from_model, should_stop) -> int:
         return EXIT_CANCELLED
     except Exception as ex:  # noqa: BLE001 - recorded for /admin/training-status, then the process exits
         log.exception("training %s failed", training_id)
-        runs.update(training_id, status="failed", finished_at=time.time(), error=f"{type(ex).__name__}: {ex}")
+        runs.update(training_id, status="failed", finished_at=time.time(), stage="failed",
+                    error=f"{type(ex).__name__}: {ex}")
         return 1
     promotion = _promotion(settings, series, result.name)
     runs.update(training_id, status="completed", finished_at=time.time(), stage="completed", epoch=epochs,

@@ -21,8 +21,9 @@ critical; the *warning stretches* of a server are the spans its open alert sits 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import TypedDict
 
 import attrs
 import numpy as np
@@ -120,7 +121,7 @@ def _window(item: object, where: str) -> tuple[str, int, int]:
         raise ValueError(f"{where}: need server_name, start and end as ISO 8601 times ({ex})") from None
 
 
-def _text(item: Mapping, key: str) -> str | None:
+def _text(item: Mapping[str, object], key: str) -> str | None:
     value = item.get(key)
     return None if value is None else str(value)
 
@@ -196,7 +197,9 @@ def replay(
 
 
 def _tick(windows: FleetWindows, predictor: Predictor, at: int, result: Replay) -> None:
-    if not windows.ready(predictor.forecaster.min_history_steps):
+    forecaster = predictor.forecaster
+    assert forecaster is not None, "a replay needs a model"
+    if not windows.ready(forecaster.min_history_steps):
         return
     tick = predictor.tick(windows, utc_from_epoch(at))
     result.ticks += 1
@@ -269,7 +272,8 @@ def warning_stretches(run: Replay) -> dict[str, list[tuple[int, int | None]]]:
     ``closed`` is the tick of the de-escalation or resolution below warning, None while still open.
     """
     moves: dict[str, list[tuple[int, AlertLevel]]] = {}
-    for change in [*run.raises, *run.drops]:
+    transitions: list[AlertRaise | AlertDrop] = [*run.raises, *run.drops]
+    for change in transitions:
         moves.setdefault(change.server_name, []).append((change.at, change.level))
     out: dict[str, list[tuple[int, int | None]]] = {}
     for server, changes in moves.items():
@@ -319,7 +323,7 @@ def _forecast_pairs(run: Replay, incidents: Sequence[Incident]) -> dict[str, tup
               for server in {i.server_name for i in incidents}}
     spans = _spans(incidents)
     samples = [s for s in run.samples if not _within(spans, s.server_name, s.at)]
-    out = {}
+    out: dict[str, tuple[np.ndarray, ...]] = {}
     for name, horizon in (("30m", HORIZON_30M_S), ("8h", HORIZON_8H_S)):
         calibrated = np.array([getattr(s, f"prob_{name}") for s in samples], dtype=np.float64)
         raw = np.array([_raw(s, name) for s in samples], dtype=np.float64)
@@ -329,8 +333,8 @@ def _forecast_pairs(run: Replay, incidents: Sequence[Incident]) -> dict[str, tup
 
 
 def _raw(sample: Sample, name: str) -> float:
-    raw = getattr(sample, f"raw_prob_{name}")
-    return getattr(sample, f"prob_{name}") if raw is None else raw
+    raw: float | None = getattr(sample, f"raw_prob_{name}")
+    return float(getattr(sample, f"prob_{name}")) if raw is None else raw
 
 
 def _brier_report(run: Replay, incidents: Sequence[Incident]) -> dict[str, object]:
@@ -349,6 +353,13 @@ def _brier_report(run: Replay, incidents: Sequence[Incident]) -> dict[str, objec
     return report
 
 
+class _Brier(TypedDict):
+    brier: float | None
+    climatology: float | None
+    table: list[dict[str, object]]
+    n: int
+
+
 def _skill(brier: float | None, climatology: float | None) -> float | None:
     return None if brier is None or not climatology else round(1.0 - brier / climatology, 4)
 
@@ -357,7 +368,8 @@ def _share(hits: int, total: int) -> float | None:
     return round(hits / total, 4) if total else None
 
 
-def _shares_by(incidents: Sequence[Incident], hits: Sequence[bool], key) -> dict[str, float | None]:
+def _shares_by(incidents: Sequence[Incident], hits: Sequence[bool],
+               key: Callable[[Incident], str]) -> dict[str, float | None]:
     groups: dict[str, list[bool]] = {}
     for incident, hit in zip(incidents, hits, strict=True):
         groups.setdefault(key(incident), []).append(hit)
@@ -391,13 +403,13 @@ def _starts_within(starts: Mapping[str, np.ndarray], server: str, at: int, horiz
     return i < len(s) and s[i] <= at + horizon_s
 
 
-def _brier(probs: np.ndarray, outcomes: np.ndarray) -> dict[str, object]:
+def _brier(probs: np.ndarray, outcomes: np.ndarray) -> _Brier:
     if len(probs) == 0:
         return {"brier": None, "climatology": None, "table": [], "n": 0}
     base_rate = float(outcomes.mean())
     edges = np.array([0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0000001])
     bins = np.digitize(probs, edges) - 1
-    table = []
+    table: list[dict[str, object]] = []
     for b in range(len(edges) - 1):
         mask = bins == b
         if mask.any():

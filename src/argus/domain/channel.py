@@ -11,11 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from argus.domain.errors import ArgusError, EngineUnavailableError
+
+if TYPE_CHECKING:  # the domain names ports only for the type checker (see tests/test_architecture.py)
+    from argus.ports.channel import Accept, EngineChannel, WorkerChannel
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +54,15 @@ class RemoteError(ArgusError):
 class EngineClient:
     """Worker side: submit a request and wait (polling) for the engine's answer."""
 
-    def __init__(self, channel, poll_s: float = 0.05, clock: Callable[[], float] = time.time,
+    def __init__(self, channel: WorkerChannel, poll_s: float = 0.05, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.channel = channel
         self.poll_s = poll_s
         self.clock = clock
         self.sleep = sleep
 
-    def call(self, kind: str, payload: Mapping[str, Any], timeout_s: float, request_id: str | None = None) -> dict:
+    def call(self, kind: str, payload: Mapping[str, Any], timeout_s: float,
+             request_id: str | None = None) -> dict[str, Any]:
         """Return the engine's result; raise the engine's error, or EngineUnavailableError after ``timeout_s``."""
         deadline = self.clock() + timeout_s
         request = self.channel.submit(kind, dict(payload), deadline, request_id)
@@ -76,13 +80,13 @@ class EngineClient:
             self.sleep(self.poll_s)
 
 
-Handler = Callable[[Mapping[str, Any]], dict]
+Handler = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 
 class RequestRouter:
     """Engine side: claim pending requests and run the handler registered for each kind."""
 
-    def __init__(self, channel, handlers: Mapping[str, Handler] | None = None,
+    def __init__(self, channel: EngineChannel, handlers: Mapping[str, Handler] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.channel = channel
         self.handlers: dict[str, Handler] = dict(handlers or {})
@@ -127,7 +131,7 @@ class RequestRouter:
             self.channel.answer(request.id, result)
 
 
-def _of_kinds(kinds: frozenset[str]) -> Callable[[str, Mapping[str, Any]], bool]:
+def _of_kinds(kinds: frozenset[str]) -> Accept:
     def accept(kind: str, payload: Mapping[str, Any]) -> bool:
         return kind in kinds
 

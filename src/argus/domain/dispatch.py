@@ -8,22 +8,16 @@ import queue
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from argus.domain.alerts import ActiveAlert, AlertEvent
+
+if TYPE_CHECKING:  # the domain names ports only for the type checker (see tests/test_architecture.py)
+    from argus.ports.alerting import AlertSink
 
 log = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_SIZE = 1000
-
-
-class _Sink(Protocol):
-    # The shape of argus.ports.alerting.AlertSink: only domain/services.py may import ports.
-    name: str
-
-    def send(self, event: AlertEvent) -> None: ...
-
-    def resend(self, active: Sequence[ActiveAlert]) -> None: ...
 
 
 _WAKE = object()  # wakes an idle worker so it sees that the lane is closing
@@ -32,7 +26,7 @@ _WAKE = object()  # wakes an idle worker so it sees that the lane is closing
 class _Lane:
     """One sink's queue, worker thread and counters."""
 
-    def __init__(self, sink: _Sink, queue_size: int) -> None:
+    def __init__(self, sink: AlertSink, queue_size: int) -> None:
         self.sink = sink
         self.queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self.counts = {"sent": 0, "resent": 0, "failed": 0, "dropped": 0}
@@ -99,7 +93,7 @@ class AlertDispatcher:
     logged and counted as ``failed``; nothing is retried here (sinks retry on their own).
     """
 
-    def __init__(self, sinks: Iterable[_Sink], queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+    def __init__(self, sinks: Iterable[AlertSink], queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
         self._closed = False
         self._lanes = [_Lane(sink, queue_size) for sink in sinks]
 

@@ -9,13 +9,16 @@ import enum
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import attrs
 import numpy as np
 
 from argus.domain.alerts import AlertLevel
 from argus.domain.errors import ArgusError
+
+if TYPE_CHECKING:  # the domain names ports only for the type checker (see tests/test_architecture.py)
+    from argus.ports.history import HistoryRetention
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +220,8 @@ def report_server(series: RiskSeries, alert_count: int, start: float, end: float
 class RetentionSweep:
     """The engine's periodic chore: purge history older than ``retention_days`` (a HistoryRetention)."""
 
-    def __init__(self, retention, retention_days: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, retention: HistoryRetention, retention_days: int,
+                 clock: Callable[[], float] = time.time) -> None:
         self.retention = retention
         self.retention_days = retention_days
         self.clock = clock

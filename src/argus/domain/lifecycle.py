@@ -70,7 +70,8 @@ class AlertTracker:
                                    opened.alert.breached or _over_now(a))
         return None
 
-    def _move(self, a, at, previous: AlertLevel, new: AlertLevel, kind: EventType, raised_at: datetime) -> AlertEvent:
+    def _move(self, a: RiskAssessment, at: datetime, previous: AlertLevel, new: AlertLevel, kind: EventType,
+              raised_at: datetime) -> AlertEvent:
         message = "Server in maintenance; alert closed" if a.maintenance and kind is EventType.RESOLVED else a.message
         before = self._open.get(a.server_name)
         peak = max(new, before.alert.peak_level or before.alert.level) if before else new

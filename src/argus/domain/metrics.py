@@ -98,7 +98,7 @@ def measured(values: np.ndarray) -> np.ndarray:
 
     An optional field may be NaN (missing) in a measured row: the row stays, the field stays NaN.
     """
-    return ~np.isnan(np.asarray(values, dtype=np.float64)[..., _REQUIRED]).any(axis=-1)
+    return np.asarray(~np.isnan(np.asarray(values, dtype=np.float64)[..., _REQUIRED]).any(axis=-1))
 
 
 def missing_fields(values: np.ndarray) -> list[str]:

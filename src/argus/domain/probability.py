@@ -11,6 +11,7 @@ say — "the probability that this server breaches a critical limit within 30 mi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 import numpy as np
@@ -92,12 +93,12 @@ class ProbabilityCalibration:
                    fitted_on=dict(section.get("fitted_on") or {}))  # type: ignore[call-overload]
 
 
-def _per_stratum(knots: object) -> list:
+def _per_stratum(knots: object) -> list[Any]:
     """A list of [xs, ys] per stratum; a single unstratified [xs, ys] is one stratum."""
     if isinstance(knots, list) and len(knots) == 2 and knots and all(
             isinstance(v, int | float) for v in knots[0]):
         return [knots]
-    return list(knots)  # type: ignore[call-overload]
+    return list(knots)  # type: ignore[call-overload, no-any-return]
 
 
 #: What the strata are cut on by default: the share of the server's last 7 days' steps over a limit.

@@ -416,8 +416,8 @@ def _message(driver: MetricRisk | None, level: AlertLevel, anomalous: bool, anom
         when = format_duration(driver.minutes_to_p50_crossing)
         return f"{INCIDENT_NAMES[driver.metric]} predicted in {when} (limit {limit}, {chance})"
     if driver.cause == "possible":
-        when = driver.minutes_to_p90_crossing
-        in_when = f" in ~{format_duration(when)}" if when is not None else " within 8 hours"
+        p90_at = driver.minutes_to_p90_crossing
+        in_when = f" in ~{format_duration(p90_at)}" if p90_at is not None else " within 8 hours"
         return f"{INCIDENT_NAMES[driver.metric]} possible{in_when} (limit {limit}, {chance})"
     if driver.cause == "approaching" and driver.forecast_peak is not None:
         return f"{name} expected to reach {_fmt(driver.forecast_peak, driver.metric)} (limit {limit})"

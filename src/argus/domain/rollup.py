@@ -71,6 +71,8 @@ CPU_FIELD_MODES: Mapping[str, tuple[str, ...]] = {
 }
 MB = 1_000_000  # net_*_mb_s are in SI megabytes per second
 DAY_S = 86_400
+#: One step's samples by (signal, series): (time in ms, value), oldest first.
+Series = dict[tuple[str, str], list[tuple[int, float]]]
 #: Records without one of these are no measurement (the store refuses them): the forecast targets.
 REQUIRED: frozenset[str] = frozenset(TARGET_FIELDS.values())
 STATUS = "healthy"  # records need a status; it is an operator annotation, never a model input
@@ -171,7 +173,7 @@ def roll_up(server: str, end_s: int, observations: Iterable[Observation], policy
     baselines of this step's increases); later ones are ignored.
     """
     start_ms, end_ms = (end_s - policy.step_s) * 1000, end_s * 1000
-    series: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
+    series: Series = defaultdict(list)
     for o in observations:
         if o.ts_ms <= end_ms and o.server == server and o.signal in SIGNALS:
             series[o.signal, o.series].append((o.ts_ms, o.value))
@@ -207,7 +209,7 @@ def _within_range(value: float, index: int) -> float:
     return float(math.floor(value + 0.5)) if field.integer else value
 
 
-def _last(series, signal: str, key: str, start_ms: int) -> float:
+def _last(series: Series, signal: str, key: str, start_ms: int) -> float:
     """The last value of one gauge inside the step, NaN when it sent none."""
     points = series.get((signal, key))
     if not points or points[-1][0] <= start_ms:
@@ -231,7 +233,7 @@ def _increase(points: Sequence[tuple[int, float]], start_ms: int) -> tuple[float
     return total, (points[-1][0] - points[0][0]) / 1000
 
 
-def _close_wait(series, start_ms: int) -> float:
+def _close_wait(series: Series, start_ms: int) -> float:
     """The host's CLOSE_WAIT sockets at its last TCP state count in the step: 0 when other states were
     counted then and CLOSE_WAIT not (node_exporter sends only states that hold sockets); else the last
     ``close_wait_back``; NaN when neither came in the step (the source does not count sockets)."""
@@ -243,7 +245,7 @@ def _close_wait(series, start_ms: int) -> float:
     return next((value for ts, value in reversed(close_wait) if ts == last_ts), 0.0)
 
 
-def _cpu_fields(series, start_ms: int) -> dict[str, float]:
+def _cpu_fields(series: Series, start_ms: int) -> dict[str, float]:
     """CPU fields as shares of all CPU time in the step, summed over the CPUs."""
     by_mode: dict[str, float] = defaultdict(float)
     for (signal, _cpu), points in series.items():
@@ -261,7 +263,7 @@ def _cpu_fields(series, start_ms: int) -> dict[str, float]:
     return {name: 100.0 * sum(by_mode[m] for m in modes) / total for name, modes in CPU_FIELD_MODES.items()}
 
 
-def _memory_fields(series, start_ms: int) -> dict[str, float]:
+def _memory_fields(series: Series, start_ms: int) -> dict[str, float]:
     out = {}
     total, available = (_last(series, name, "", start_ms) for name in ("mem_total_bytes", "mem_available_bytes"))
     if total > 0 and available >= 0:
@@ -274,7 +276,7 @@ def _memory_fields(series, start_ms: int) -> dict[str, float]:
     return out
 
 
-def _disk_pct(series, start_ms: int, mountpoint: str | None) -> float:
+def _disk_pct(series: Series, start_ms: int, mountpoint: str | None) -> float:
     """Used share of the chosen filesystem, or of the fullest real one."""
     used = {}
     for (signal, mount), _ in series.items():
@@ -286,7 +288,7 @@ def _disk_pct(series, start_ms: int, mountpoint: str | None) -> float:
     return max(used.values(), default=math.nan)
 
 
-def _net_mb_s(series, signal: str, start_ms: int) -> float:
+def _net_mb_s(series: Series, signal: str, start_ms: int) -> float:
     """Bytes per second summed over interfaces, in MB/s; NaN when no interface has a rate."""
     rates = []
     for (name, _device), points in series.items():

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -14,7 +15,10 @@ from argus.domain.channel import RequestRouter
 from argus.domain.ingestion import WARMUP_MIN_RECORDS
 from argus.domain.metrics import FleetWindows, wire_time
 from argus.domain.ticks import Predictor, TickResult, takes_between_chunks
-from argus.ports.storage import EngineFeed, PublishedResults, RecordRetention, TickLog
+
+if TYPE_CHECKING:  # the domain names ports only for the type checker (see tests/test_architecture.py)
+    from argus.ports.alerting import AlertDispatch
+    from argus.ports.storage import EngineFeed, PublishedResults, RecordRetention, TickLog
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +148,8 @@ class Engine:
         status: EngineStatus,
         predictor: Predictor | None = None,
         tick_log: TickLog | None = None,
-        render: Callable[[TickResult], dict[str, str]] | None = None,
-        dispatcher=None,
+        render: Callable[..., Mapping[str, str]] | None = None,  # (result) or (result, between_chunks=...)
+        dispatcher: AlertDispatch | None = None,
         router: RequestRouter | None = None,
         housekeeping: Sequence[tuple[float, Callable[[], object]]] = (),
         min_history_steps: int = 12,
@@ -190,7 +194,8 @@ class Engine:
     @property
     def min_history_steps(self) -> int:
         """The served model's minimum history (servers with less are warming up)."""
-        return self.predictor.forecaster.min_history_steps if self.has_model else self._default_min_history
+        forecaster = self.predictor.forecaster if self.predictor is not None else None
+        return forecaster.min_history_steps if forecaster is not None else self._default_min_history
 
     def _tick_due(self) -> bool:
         """Ticks start at least ``min_tick_interval_s`` apart, and leave at least as much time as the
@@ -246,12 +251,13 @@ class Engine:
 
     def tick(self) -> TickResult | None:
         """Run one inference tick now, record and publish it in one transaction, then notify sinks."""
-        if not self.has_model:
+        predictor = self.predictor
+        if predictor is None or not self.has_model:
             return None
         self._pending = False
         self._last_tick = self.clock()
         at = datetime.fromtimestamp(self._last_tick, tz=UTC)
-        result = self.predictor.tick(self.keeper.windows, at, between_chunks=self.answer_mid_tick)
+        result = predictor.tick(self.keeper.windows, at, between_chunks=self.answer_mid_tick)
         if self.render is None:
             bodies = {}
         elif takes_between_chunks(self.render):  # explanations precomputed in parts: requests answered between
@@ -306,7 +312,7 @@ class Engine:
         self._last_publish = self.clock()
 
     def _maybe_resend(self) -> None:
-        if self.dispatcher is None or not self.has_model:
+        if self.dispatcher is None or self.predictor is None or not self.has_model:
             return
         if self.clock() - self._last_resend >= self.resend_every_s:
             self._last_resend = self.clock()

@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from argus.domain.alerts import ActiveAlert
+from argus.domain.channel import EngineRequest
 from argus.domain.ingestion import ServerHistory
 from argus.domain.metrics import MetricsWindow, Record
 from argus.domain.partitions import Ownership
+
+if TYPE_CHECKING:  # the domain names ports only for the type checker (see tests/test_architecture.py)
+    from argus.domain.services import Engine, EngineStatus
+    from argus.ports.channel import Accept, EngineChannel
+    from argus.ports.storage import EngineFeed
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +29,7 @@ log = logging.getLogger(__name__)
 class OwnedFeed:
     """An engine feed that passes on only the servers of the partitions this engine has loaded."""
 
-    def __init__(self, feed, ownership: Ownership, server_names: Callable[[], Sequence[str]],
+    def __init__(self, feed: EngineFeed, ownership: Ownership, server_names: Callable[[], Sequence[str]],
                  histories: Callable[[Sequence[str], int | None], Iterable[ServerHistory]]) -> None:
         self.feed = feed
         self.ownership = ownership
@@ -49,7 +56,7 @@ class OwnedFeed:
 class PartitionedEngine:
     """Runs ``engine`` over the partitions ``held()`` names, reloading what changes hands."""
 
-    def __init__(self, engine, ownership: Ownership, held: Callable[[], Mapping[int, int]], feed: OwnedFeed,
+    def __init__(self, engine: Engine, ownership: Ownership, held: Callable[[], Mapping[int, int]], feed: OwnedFeed,
                  alerts_in: Callable[[Iterable[int]], list[ActiveAlert]]) -> None:
         self.engine = engine
         self.ownership = ownership
@@ -69,7 +76,7 @@ class PartitionedEngine:
         return self.engine.step()
 
     @property
-    def status(self):
+    def status(self) -> EngineStatus:
         return self.engine.status
 
     def publish_status(self) -> None:
@@ -107,22 +114,22 @@ class OwnedRequests:
     """The request channel as one sharded engine sees it: explanations of the servers it holds, and the
     admin requests (reload, training) when it holds partition 0; everything else stays for the others."""
 
-    def __init__(self, channel, ownership: Ownership) -> None:
+    def __init__(self, channel: EngineChannel, ownership: Ownership) -> None:
         self.channel = channel
         self.ownership = ownership
 
-    def accepts(self, kind: str, payload: Mapping) -> bool:
+    def accepts(self, kind: str, payload: Mapping[str, Any]) -> bool:
         if kind == "explain":
             return self.ownership.owns(str(payload.get("server_name", "")))
         return 0 in self.ownership.tokens
 
-    def claim(self, limit: int, now: float, accept=None):
+    def claim(self, limit: int, now: float, accept: Accept | None = None) -> list[EngineRequest]:
         if accept is None:
             return self.channel.claim(limit, now, accept=self.accepts)
         return self.channel.claim(limit, now, accept=lambda kind, payload: self.accepts(kind, payload)
                                   and accept(kind, payload))
 
-    def answer(self, request: int, result: dict) -> None:
+    def answer(self, request: int, result: dict[str, Any]) -> None:
         self.channel.answer(request, result)
 
     def fail(self, request: int, code: str, message: str) -> None:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import partial
+from typing import TYPE_CHECKING, cast
 
 import attrs
 import numpy as np
@@ -29,6 +30,9 @@ from argus.domain.risk import (
     server_limits,
     summarize,
 )
+
+if TYPE_CHECKING:  # the domain names ports only for the type checker (see tests/test_architecture.py)
+    from argus.ports.forecasting import ChunkedForecaster, Forecaster
 
 log = logging.getLogger(__name__)
 _MAINTENANCE = STATUS_CODE["maintenance"]
@@ -54,9 +58,12 @@ class TickResult:
 
 
 class Predictor:
-    """The tick use case, written against the Forecaster port (duck-typed here)."""
+    """The tick use case, written against the Forecaster port.
 
-    def __init__(self, forecaster, profiles: ProfileResolver, tracker: AlertTracker | None = None,
+    ``forecaster`` is None until a model is loaded (hot reload swaps it); the engine ticks only with one.
+    """
+
+    def __init__(self, forecaster: Forecaster | None, profiles: ProfileResolver, tracker: AlertTracker | None = None,
                  anomalies: AnomalyTracker | None = None) -> None:
         self.forecaster = forecaster
         self.profiles = profiles
@@ -88,14 +95,17 @@ class Predictor:
         the forecaster's state, this predictor's trackers (explanations read them, of the last tick).
         """
         started = time.perf_counter()
-        ready = windows.ready(self.forecaster.min_history_steps)
+        forecaster = self.forecaster
+        assert forecaster is not None, "the engine ticks only with a model"
+        ready = windows.ready(forecaster.min_history_steps)
         profiles = {w.server_name: self.profiles.profile_for(w.server_name) for w in ready}
         names = {name: p.name for name, p in profiles.items()}
-        if between_chunks is not None and takes_between_chunks(self.forecaster.forecast):
-            forecasts = finite_forecasts(self.forecaster.forecast(ready, names, between_chunks=between_chunks))
+        if between_chunks is not None and takes_between_chunks(forecaster.forecast):
+            chunked = cast("ChunkedForecaster", forecaster)
+            forecasts = finite_forecasts(chunked.forecast(ready, names, between_chunks=between_chunks))
         else:
-            forecasts = finite_forecasts(self.forecaster.forecast(ready, names))
-        calibration = getattr(self.forecaster, "probability_calibration", None)  # the model's map, if any
+            forecasts = finite_forecasts(forecaster.forecast(ready, names))
+        calibration = getattr(forecaster, "probability_calibration", None)  # the model's map, if any
         assessments = []
         for window in ready:
             forecast = forecasts.get(window.server_name)
@@ -114,15 +124,15 @@ class Predictor:
             assessments.append(_finite(assessment(forecast, anomaly, anomaly_metric), assessment))
         events = self.tracker.update(assessments, at)
         return TickResult(
-            at=at, model_name=self.forecaster.name, assessments=assessments, forecasts=forecasts,
+            at=at, model_name=forecaster.name, assessments=assessments, forecasts=forecasts,
             windows={w.server_name: w for w in ready}, events=events, active=self.tracker.active(),
             summary=summarize(assessments), servers_warming_up=len(windows) - len(ready),
-            records_in_windows=windows.total_records(), min_history_steps=self.forecaster.min_history_steps,
+            records_in_windows=windows.total_records(), min_history_steps=forecaster.min_history_steps,
             duration_s=time.perf_counter() - started,
         )
 
 
-def takes_between_chunks(function: Callable) -> bool:
+def takes_between_chunks(function: Callable[..., object]) -> bool:
     """Whether ``function`` takes a ``between_chunks`` callback (forecasters and renders that work in parts)."""
     try:
         return "between_chunks" in inspect.signature(function).parameters
@@ -145,7 +155,7 @@ def finite_forecasts(forecasts: Mapping[str, Forecast]) -> dict[str, Forecast]:
     return kept
 
 
-def _finite(assessment: RiskAssessment, rescore) -> RiskAssessment:
+def _finite(assessment: RiskAssessment, rescore: Callable[..., RiskAssessment]) -> RiskAssessment:
     """The assessment, or (when its score is not a number) the one from current values alone."""
     if math.isfinite(assessment.score) and all(math.isfinite(p) for p in (assessment.prob_30m, assessment.prob_8h)):
         return assessment

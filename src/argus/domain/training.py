@@ -61,7 +61,7 @@ def training_stats(runs: list[TrainingRun]) -> dict[str, object]:
     """The /admin/training-stats body from every recorded run."""
     finished = [r for r in runs if r.finished_at is not None]
     completed = [r for r in finished if r.status == "completed"]
-    last = max((r.finished_at for r in finished), default=None)
+    last = max((r.finished_at for r in finished if r.finished_at is not None), default=None)
     minutes = [(r.finished_at - r.started_at) / 60 for r in completed if r.finished_at]
     return {
         "last_training": wire_time(last),

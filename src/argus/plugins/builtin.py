@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from argus.adapters.sinks.alertmanager import AlertmanagerSink
 from argus.adapters.sinks.log import LogAlertSink
 from argus.adapters.sinks.webhook import WebhookAlertSink
-from argus.domain.profiles import BUILTIN_PROFILES
+from argus.domain.profiles import BUILTIN_PROFILES, ServerProfile
 from argus.plugins import hookimpl
+from argus.ports.alerting import AlertSink
+from argus.ports.explaining import Explainer
 
 
 @hookimpl
-def argus_server_profiles():
+def argus_server_profiles() -> list[ServerProfile]:
     return list(BUILTIN_PROFILES)
 
 
 @hookimpl
-def argus_alert_sinks(settings):
+def argus_alert_sinks(settings: Mapping[str, Mapping[str, str]]) -> list[AlertSink]:
     """The log always; the webhook and Alertmanager when their ``url`` is set."""
-    sinks = [LogAlertSink()]
+    sinks: list[AlertSink] = [LogAlertSink()]
     if settings.get("webhook", {}).get("url"):
         sinks.append(WebhookAlertSink.from_settings(settings["webhook"]))
     if settings.get("alertmanager", {}).get("url"):
@@ -26,7 +30,7 @@ def argus_alert_sinks(settings):
 
 
 @hookimpl(tryfirst=True)
-def argus_explainers(settings):
+def argus_explainers(settings: Mapping[str, str]) -> list[Explainer]:
     """SHAP, then attention, then counterfactuals (which use the SHAP top features); torch and shap load lazily."""
     from argus.adapters.explain.attention import AttentionExplainer
     from argus.adapters.explain.counterfactual import CounterfactualExplainer

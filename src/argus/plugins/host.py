@@ -46,10 +46,12 @@ class PluginHost:
         return ProfileResolver(profiles, classifiers=[self._classify], policies=[self._policy])
 
     def _classify(self, server_name: str) -> str | None:
-        return self.pm.hook.argus_classify_server(server_name=server_name)
+        name: str | None = self.pm.hook.argus_classify_server(server_name=server_name)
+        return name
 
     def _policy(self, server_name: str, profile: str) -> LimitPolicy | None:
-        return self.pm.hook.argus_limit_policy(server_name=server_name, profile=profile)
+        policy: LimitPolicy | None = self.pm.hook.argus_limit_policy(server_name=server_name, profile=profile)
+        return policy
 
     def alert_sinks(self, settings: Mapping[str, Mapping[str, str]]) -> list[AlertSink]:
         """Collect every plugin's configured sinks; a duplicate sink name raises ValueError."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from argus.domain.alerts import ActiveAlert, AlertEvent
@@ -32,4 +32,16 @@ class AlertSink(Protocol):
         Called periodically by the engine (about once a minute) with every active alert, possibly
         none. Sinks that deliver each transition once just return. Raise on failure.
         """
+        ...
+
+
+class AlertDispatch(Protocol):
+    """Hands the engine's alert events to every sink without blocking the tick (``domain.dispatch.AlertDispatcher``)."""
+
+    def dispatch(self, events: Iterable[AlertEvent]) -> None:
+        """Queue each event for every sink; return at once."""
+        ...
+
+    def resend(self, active: Sequence[ActiveAlert]) -> None:
+        """Queue the alerts active now (possibly none) for every sink; return at once."""
         ...

@@ -10,7 +10,7 @@ from argus.domain.metrics import MetricsWindow
 
 #: Called with a dict such as {"stage": "epoch_end", "epoch": 2, "epochs": 5, "step": 640,
 #: "train_loss": 0.41, "val_loss": 0.45, "eta_s": 120.0}; must return quickly.
-ProgressFn = Callable[[dict], None]
+ProgressFn = Callable[[dict[str, object]], None]
 #: Polled between training batches; returning True stops training cleanly (nothing is saved).
 ShouldStopFn = Callable[[], bool]
 
@@ -28,6 +28,16 @@ class Forecaster(Protocol):
         ``profiles`` maps server name -> profile name (unknown or missing names are allowed).
         Servers without enough recent measured history are left out of the result, never raised on.
         """
+        ...
+
+
+class ChunkedForecaster(Forecaster, Protocol):
+    """A forecaster that works in chunks and calls ``between_chunks`` between them (the blend does):
+    the engine answers requests there. The tick hands it over only when ``forecast`` takes it."""
+
+    def forecast(self, windows: Sequence[MetricsWindow], profiles: Mapping[str, str],
+                 between_chunks: Callable[[], object] | None = None) -> dict[str, Forecast]:
+        """As ``Forecaster.forecast``, calling ``between_chunks`` between chunks of servers."""
         ...
 
 

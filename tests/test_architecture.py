@@ -63,6 +63,49 @@ def inside_violations(layer: str, names: list[str], runtime_names: list[str]) ->
     return bad
 
 
+#: (importing adapter package, imported adapter package) pairs allowed, and why. Anything else is one
+#: technology's adapter reaching into another's: share the piece through the domain or a port instead.
+_MODEL = ("tft", "blend", "calibration", "probability_fit", "structural", "bench", "baselines")
+ADAPTER_ALLOW: dict[tuple[str, str], str] = {
+    **{(a, b): "one technology: the forecasting model, its blend, calibration and evaluation"
+       for a in _MODEL for b in _MODEL if a != b},
+    ("http", "telemetry"): "the HTTP adapter counts requests and ingestion in Argus's own metrics",
+    ("http", "liveness"): "GET /status asks whether the engine process that published the status still runs",
+    ("http", "prometheus"): "POST /api/v1/write decodes Prometheus remote_write with the prometheus codec",
+    ("http", "otlp"): "POST /v1/metrics decodes OTLP with the otlp codec",
+}
+
+
+def _adapter_package(path: Path) -> str:
+    return path.relative_to(SRC / "adapters").parts[0].removesuffix(".py")
+
+
+def adapter_violations(package: str, names: list[str]) -> list[str]:
+    """Imports of one module in adapter ``package`` that break the rule (see the module docstring)."""
+    def other_adapter(name: str) -> str | None:
+        parts = name.split(".")
+        return parts[2] if name.startswith("argus.adapters.") and parts[2] != package else None
+
+    return [n for n in names if n.startswith(("argus.entrypoints", "argus.plugins"))
+            or (other_adapter(n) is not None and (package, other_adapter(n)) not in ADAPTER_ALLOW)]
+
+
+ADAPTER_FILES = sorted(p for p in (SRC / "adapters").rglob("*.py") if p != SRC / "adapters" / "__init__.py")
+
+
+@pytest.mark.parametrize("path", ADAPTER_FILES, ids=lambda p: str(p.relative_to(SRC)))
+def test_adapters_import_no_other_adapter_outside_the_allow_list(path):
+    assert adapter_violations(_adapter_package(path), _imports(path)) == [], path.name
+
+
+def test_the_adapter_guard_catches_a_planted_cross_adapter_import():
+    planted = imported_names("from argus.adapters.tft.data import ServerSeries\nimport argus.adapters.explain.game\n"
+                             "from argus.adapters.http.app import build_app\nfrom argus.entrypoints.cli import main\n")
+    assert adapter_violations("explain", planted) == [
+        "argus.adapters.tft.data", "argus.adapters.http.app", "argus.entrypoints.cli"]
+    assert adapter_violations("blend", ["argus.adapters.tft.forecaster"]) == []  # allowed, with its reason
+
+
 INSIDE_FILES = sorted((SRC / "domain").rglob("*.py")) + sorted((SRC / "ports").rglob("*.py"))
 
 

@@ -15,13 +15,12 @@ from typing import Any
 
 from argus.adapters.explain.service import ExplainService
 from argus.adapters.explain.shap_explainer import ShapExplainer
-from argus.adapters.tft.data import ServerSeries
-from argus.adapters.tft.incidents import WARM_UP_S, records_between
 from argus.domain.alerts import AlertLevel, EventType
 from argus.domain.backtest import HORIZON_8H_S, Incident, grade, incidents_from_labels, incidents_in_records, replay
 from argus.domain.explanation import FEATURE_RECORD_FIELDS
 from argus.domain.forecast import TARGET_FIELDS
 from argus.domain.profiles import ProfileResolver
+from argus.domain.series import WARM_UP_S, ServerSeries, records_between
 from argus.domain.ticks import Predictor
 
 _ALERTING = (EventType.RAISED, EventType.ESCALATED)

@@ -8,24 +8,11 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import attrs
 import numpy as np
 import orjson
 
 from argus.domain.metrics import METRIC_FIELDS, STATUS_CODE, Record
-
-
-@attrs.frozen
-class ServerSeries:
-    """All records of one server as arrays (any order; the feature pipeline sorts them)."""
-
-    server_name: str
-    ts: np.ndarray  # int64 epoch seconds
-    values: np.ndarray  # (n, len(METRIC_FIELDS)) float32
-    status: np.ndarray  # int8 codes
-
-    def __len__(self) -> int:
-        return len(self.ts)
+from argus.domain.series import ServerSeries  # the adapters share it through the domain
 
 
 def _epoch_s(raw: str) -> int:

@@ -4,29 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from argus.adapters.tft.data import ServerSeries
 from argus.domain.backtest import Incident, Negative, Replay, grade, incidents_in_records, replay
-from argus.domain.metrics import STATUS_VALUES, Record, utc_from_epoch
+from argus.domain.metrics import Record
 from argus.domain.profiles import ProfileResolver
+from argus.domain.series import WARM_UP_S, ServerSeries, records_between
 from argus.domain.ticks import Predictor
-
-WARM_UP_S = 86_400  # records fed before the graded period, so windows are full when it starts
-
-
-def records_between(series: Mapping[str, ServerSeries], start: int, end: int) -> list[Record]:
-    """The records of every server with start <= ts <= end, in replay order (time, then server)."""
-    rows = []
-    for name, s in series.items():
-        for i in range(len(s)):
-            ts = int(s.ts[i])
-            if start <= ts <= end:
-                rows.append((ts, name, i))
-    rows.sort()
-    return [
-        Record(utc_from_epoch(ts), name, STATUS_VALUES[int(series[name].status[i])],
-               tuple(float(v) for v in series[name].values[i]))
-        for ts, name, i in rows
-    ]
 
 
 def replay_period(forecaster, series: Mapping[str, ServerSeries], start_epoch_s: int, profiles: ProfileResolver,

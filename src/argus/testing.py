@@ -164,21 +164,6 @@ class FixedForecaster:
         return out
 
 
-class RecordingAlertSink:
-    """An AlertSink that keeps what it was sent (``events``) and re-sent (``resends``)."""
-
-    def __init__(self, name: str = "recording") -> None:
-        self.name = name
-        self.events: list = []
-        self.resends: list = []
-
-    def send(self, event) -> None:
-        self.events.append(event)
-
-    def resend(self, active) -> None:
-        self.resends.append(list(active))
-
-
 class EngineThread:
     """Run ``step`` (an engine's ``step``, or any callable) on a thread until the ``with`` block ends.
 

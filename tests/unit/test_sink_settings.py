@@ -34,3 +34,17 @@ def test_settings_from_env_carry_the_sink_sections():
     assert settings.sink_settings == {"alertmanager": {"url": "http://127.0.0.1:9093"}}
     assert Settings.from_env({}).sink_settings == {}
     assert Settings().sink_settings == {}
+
+
+@pytest.mark.parametrize("section", ["webhook", "alertmanager"])
+def test_sink_retries_are_parsed_as_a_whole_number(section):
+    from argus.adapters.sinks.alertmanager import AlertmanagerSink
+    from argus.adapters.sinks.webhook import WebhookAlertSink
+
+    sink_class = {"webhook": WebhookAlertSink, "alertmanager": AlertmanagerSink}[section]
+    sink = sink_class.from_settings({"url": "http://127.0.0.1:9/hook", "retries": "3"})
+    assert sink.retries == 3 and isinstance(sink.retries, int)
+    assert sink_class.from_settings({"url": "http://127.0.0.1:9/hook", "retries": "0"}).retries == 0
+    for bad in ("x", "3.7", "-1"):  # "3.7" used to become 3 silently
+        with pytest.raises(ConfigurationError, match=f"ARGUS_SINK_{section.upper()}_RETRIES must be a whole number"):
+            sink_class.from_settings({"url": "http://127.0.0.1:9/hook", "retries": bad})

@@ -19,16 +19,6 @@ class UnknownServerError(ArgusError):
         self.server_name = server_name
 
 
-class NotEnoughHistoryError(ArgusError):
-    """The server (or fleet) has too little history for what was asked."""
-
-    code = "insufficient_data"
-
-    def __init__(self, what: str, have: int, need: int) -> None:
-        super().__init__(f"Need at least {need} records for {what}, have {have}")
-        self.have, self.need = have, need
-
-
 class EngineUnavailableError(ArgusError):
     """The engine process did not answer in time (down, busy or still starting)."""
 

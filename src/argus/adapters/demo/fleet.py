@@ -105,10 +105,6 @@ class FleetSimulator:
         for step in range(first, last):
             yield self.records(step)
 
-    def active_scenarios(self, step: int) -> list[Scenario]:
-        return [s for s in self.scenarios if s.start <= step < s.end]
-
-
 def _server_params(names: list[str], rng: np.random.Generator) -> dict[str, np.ndarray]:
     n = len(names)
     prefix = np.array([next(p for p, _, _ in LAYOUT if name.startswith(p)) for name in names])

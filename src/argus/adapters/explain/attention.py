@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from argus.domain.explanation import ExplanationContext, analysis_sentence, feature_series, focus_periods
-from argus.domain.metrics import wire_time as _iso
+from argus.domain.metrics import wire_time
 
 
 class AttentionExplainer:
@@ -31,11 +31,11 @@ class AttentionExplainer:
             "focus_periods": [p.phrase for p in periods],
             "analysis": analysis_sentence(periods[0] if periods else None, feature, values, ts),
             "periods": [
-                {"phrase": p.phrase, "start": _iso(p.start_epoch_s), "end": _iso(p.end_epoch_s),
+                {"phrase": p.phrase, "start": wire_time(p.start_epoch_s), "end": wire_time(p.end_epoch_s),
                  "attention": p.attention}
                 for p in periods
             ],
-            "window": {"start": _iso(int(enc_ts[0])), "end": _iso(int(enc_ts[-1])), "steps": len(enc_ts)}
+            "window": {"start": wire_time(int(enc_ts[0])), "end": wire_time(int(enc_ts[-1])), "steps": len(enc_ts)}
             if len(enc_ts) else None,
             "feature": feature,
         }

@@ -172,14 +172,3 @@ def with_explanations(render: Callable[[TickResult], dict[str, str]],
         return bodies
 
     return render_with_explanations
-
-
-def explain_handler(service: ExplainService | None) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
-    """The ``explain`` request handler; without a model every request is answered "Model not loaded"."""
-    if service is not None:
-        return service.handle
-
-    def no_model(payload: Mapping[str, Any]) -> dict[str, Any]:
-        raise ModelNotLoadedError()
-
-    return no_model

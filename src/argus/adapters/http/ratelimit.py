@@ -67,9 +67,6 @@ class RateLimiter:
         self.storage_url = storage_url
         self._last_warning = -math.inf
 
-    def limit_for(self, group: str) -> limits.RateLimitItem:
-        return self._limits[group]
-
     def hit(self, group: str, identity: str) -> Verdict:
         """Count one request of ``group`` for ``identity`` (an API key, an address); say if it is within the limit."""
         item, hashed = self._limits[group], _hashed(identity)

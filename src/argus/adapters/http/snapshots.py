@@ -25,7 +25,6 @@ from argus.domain.ticks import TickResult
 OTHER_TARGETS = ("swap_pct", "iowait_pct", "disk_pct", "load")
 
 
-iso = wire_time  # ISO 8601 in UTC without a zone suffix, to the second (the reference's style)
 
 
 def render_tick(result: TickResult) -> dict[str, str]:
@@ -77,7 +76,7 @@ def predictions_body(predictions: dict, summary: FleetSummary, warming_up: int, 
             "servers_warming_up": warming_up,
         },
         "alerts": alerts,
-        "timestamp": iso(at),
+        "timestamp": wire_time(at),
         "model": model,
     }
 
@@ -114,7 +113,7 @@ def _server(assessment: RiskAssessment, window: MetricsWindow, forecast: Forecas
         "driver": assessment.driver.metric if assessment.driver else None,
         "anomaly": assessment.anomaly,
         "maintenance": assessment.maintenance,
-        "last_observation": iso(int(window.timestamps[-1])),
+        "last_observation": wire_time(int(window.timestamps[-1])),
         "observed": _observed(window),
         "missing_fields": window.missing_fields(),
     }
@@ -152,7 +151,7 @@ def _forecast(forecast: Forecast | None) -> dict:
     body = {
         "cpu_pct": _rounded(forecast.p50("cpu_pct")),
         "mem_pct": _rounded(forecast.p50("mem_pct")),
-        "timestamps": [iso(int(ts)) for ts in forecast.timestamps],
+        "timestamps": [wire_time(int(ts)) for ts in forecast.timestamps],
         "bands": {
             target: {"p10": _rounded(forecast.quantile(target, 0.1)), "p90": _rounded(forecast.quantile(target, 0.9))}
             for target in ("cpu_pct", "mem_pct")
@@ -185,7 +184,7 @@ def _issue_basis(assessment: RiskAssessment) -> str | None:
 def render_alerts(active: list[ActiveAlert], at: datetime) -> dict:
     """The /alerts/active body."""
     return {
-        "timestamp": iso(at),
+        "timestamp": wire_time(at),
         "count": len(active),
         "alerts": [
             {
@@ -196,7 +195,7 @@ def render_alerts(active: list[ActiveAlert], at: datetime) -> dict:
                 "message": a.message,
                 "time_to_issue": _alert_time_to_issue(a),
                 "metric": a.metric,
-                "raised_at": iso(a.raised_at),
+                "raised_at": wire_time(a.raised_at),
             }
             for a in active
         ],

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import falcon
 
 from argus.adapters.http.schemas import RequestValidationError
-from argus.adapters.http.snapshots import iso
 from argus.domain.errors import UnknownServerError
+from argus.domain.metrics import wire_time
 
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
@@ -64,7 +64,7 @@ class ServerMetricsResource:
             "server_name": server_name,
             "hours": hours,
             "step_minutes": found["step_s"] // 60,
-            "timestamps": [iso(ts) for ts in found["timestamps"]],
+            "timestamps": [wire_time(ts) for ts in found["timestamps"]],
             "cpu_pct": found["cpu_pct"],
             "mem_pct": found["mem_pct"],
         }

@@ -6,7 +6,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
-from argus.adapters.sinks.wire import concerns, iso_utc, post_json, setting_float, setting_level, setting_url
+from argus.adapters.sinks.wire import (
+    concerns,
+    iso_utc,
+    post_json,
+    setting_float,
+    setting_int,
+    setting_level,
+    setting_url,
+)
 from argus.domain.alerts import ActiveAlert, AlertEvent, AlertLevel, EventType
 
 ALERT_NAME = "ArgusRisk"
@@ -64,7 +72,7 @@ class AlertmanagerSink:
         return cls(
             setting_url("alertmanager", values),
             timeout_s=setting_float("alertmanager", values, "timeout_s", 5.0, minimum=0.001),
-            retries=int(setting_float("alertmanager", values, "retries", 2)),
+            retries=setting_int("alertmanager", values, "retries", 2),
             backoff_s=setting_float("alertmanager", values, "backoff_s", 1.0),
             min_level=setting_level("alertmanager", values, AlertLevel.WARNING),
         )

@@ -13,6 +13,7 @@ from argus.adapters.sinks.wire import (
     event_id,
     post_json,
     setting_float,
+    setting_int,
     setting_level,
     setting_url,
 )
@@ -53,7 +54,7 @@ class WebhookAlertSink:
             setting_url("webhook", values),
             secret=values.get("secret"),
             timeout_s=setting_float("webhook", values, "timeout_s", 5.0, minimum=0.001),
-            retries=int(setting_float("webhook", values, "retries", 3)),
+            retries=setting_int("webhook", values, "retries", 3),
             backoff_s=setting_float("webhook", values, "backoff_s", 1.0),
             min_level=setting_level("webhook", values, AlertLevel.WARNING),
         )

@@ -123,6 +123,22 @@ def setting_float(section: str, values: Mapping[str, str], key: str, default: fl
     return number
 
 
+def setting_int(section: str, values: Mapping[str, str], key: str, default: int, minimum: int = 0) -> int:
+    """Read a whole number (a count: retries) from a sink's settings section; "3.5" or "x" fails start-up
+    naming the variable, rather than being cut to an integer or read as a float."""
+    raw = values.get(key)
+    if raw is None:
+        return default
+    try:
+        number = int(raw.strip())
+    except ValueError:
+        number = None
+    if number is None or number < minimum:
+        variable = f"ARGUS_SINK_{section}_{key}".upper()
+        raise ConfigurationError(f"{variable} must be a whole number >= {minimum}, got {raw!r}")
+    return number
+
+
 def setting_level(section: str, values: Mapping[str, str], default: AlertLevel) -> AlertLevel:
     """Read the ``min_level`` of a sink's settings section (healthy, degraded, warning or critical)."""
     raw = values.get("min_level")

@@ -21,7 +21,7 @@ def run_engine(container: Container | None = None, stop: threading.Event | None 
     """Wait to become the leader, rebuild windows, then follow ingestion until ``stop`` is set."""
     container = container or Container()
     settings = container.settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings, role="engine")
     stop = stop or _stop_on_signals()
     lock = container.leader_lock()
     announced_standby = False

@@ -2,8 +2,6 @@
 
 import os
 
-from argus.entrypoints.logs import FORMAT  # noqa: F401  (keeps one log format in mind)
-
 # Requests are read whole by the event loop before a thread serves them: a slow client holds no thread.
 worker_class = "argus.entrypoints.gunicorn_worker.ReadaheadThreadWorker"
 worker_connections = 1000  # per worker, slow ones included; the kernel's accept queue holds the rest
@@ -13,6 +11,8 @@ graceful_timeout = 20
 keepalive = 5
 accesslog = None  # Argus logs each request itself, with its request id
 errorlog = "-"
+# Gunicorn's own lines through Argus's handler: one format (ARGUS_LOG_FORMAT), the same JSON for shippers.
+logger_class = "argus.entrypoints.logs.GunicornLogger"
 worker_tmp_dir = "/dev/shm"
 limit_request_line = 8190
 

@@ -326,7 +326,7 @@ def train_job_command(training_id: str, epochs: int, from_model: str | None) -> 
     from argus.entrypoints.training_job import run_training_job
 
     settings = _settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings, role="training")
     sys.exit(run_training_job(settings, training_id, epochs, from_model))
 
 

@@ -61,6 +61,10 @@ def parse_sink_settings(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
     return sections
 
 
+#: What ARGUS_LOG_LEVEL and ARGUS_LOG_LIBRARIES accept (any case).
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
     value = (env.get(name) or default).strip().lower()
     if value not in choices:
@@ -124,6 +128,8 @@ class Settings:
     engine_lease_s: float = 10.0
     torch_threads: int = 1
     log_level: str = "INFO"
+    log_format: str = "text"
+    log_libraries: str = "WARNING"
     disabled_plugins: tuple[str, ...] = ()
     history_retention_days: int = 90
     records_retention_days: int = 35
@@ -181,7 +187,9 @@ class Settings:
             engine_sharding=_choice(env, "ARGUS_ENGINE_SHARDING", ("0", "1"), "0") == "1",
             engine_lease_s=_float(env, "ARGUS_ENGINE_LEASE_S", 10.0),
             torch_threads=_int(env, "ARGUS_TORCH_THREADS", 1, minimum=1),
-            log_level=(env.get("ARGUS_LOG_LEVEL") or "INFO").upper(),
+            log_level=_choice(env, "ARGUS_LOG_LEVEL", LOG_LEVELS, "info").upper(),
+            log_format=_choice(env, "ARGUS_LOG_FORMAT", ("text", "json"), "text"),
+            log_libraries=_choice(env, "ARGUS_LOG_LIBRARIES", LOG_LEVELS, "warning").upper(),
             disabled_plugins=disabled,
             auto_promote=_choice(env, "ARGUS_AUTO_PROMOTE", ("better", "always", "never"), "better"),
             training_options=_json_object(env, "ARGUS_TRAINING_OPTIONS"),
@@ -215,6 +223,8 @@ class Settings:
             "ARGUS_TORCH_THREADS": str(self.torch_threads),
             "OMP_NUM_THREADS": str(self.torch_threads),
             "ARGUS_LOG_LEVEL": self.log_level,
+            "ARGUS_LOG_FORMAT": self.log_format,
+            "ARGUS_LOG_LIBRARIES": self.log_libraries,
             "ARGUS_AUTO_PROMOTE": self.auto_promote,
             "ARGUS_TRAINING_OPTIONS": json.dumps(dict(self.training_options)),
         })

@@ -81,7 +81,7 @@ def mark_dead(metrics_dir: Path | None, pid: int) -> None:
 
 def prepare(settings: Settings, generate_key: bool, echo: Callable[[str], None]) -> None:
     """Fail closed without a key (or create one), and migrate the database before any child starts."""
-    configure_logging(settings.log_level)
+    configure_logging(settings, role="supervisor")
     if resolve_api_key(settings) is None:
         if not generate_key:
             raise ConfigurationError(NO_KEY_MESSAGE.format(path=settings.api_key_file))

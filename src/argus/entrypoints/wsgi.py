@@ -15,5 +15,5 @@ from argus.entrypoints.logs import configure_logging
 def create_app(container: Container | None = None) -> falcon.App:
     """Build the WSGI app from ``ARGUS_*`` settings (or the given container)."""
     container = container or Container()
-    configure_logging(container.settings().log_level)
+    configure_logging(container.settings(), role="worker")
     return container.app()

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextvars
 import hmac
 import logging
-import re
-import time
-import uuid
 from collections.abc import Iterable
 
 import falcon
@@ -26,6 +22,7 @@ from argus.adapters.http.history import (
 from argus.adapters.http.metrics import MetricsResource, PublishedCollector, TelemetryMiddleware, created_from
 from argus.adapters.http.openapi import OpenApiResource
 from argus.adapters.http.ratelimit import RateLimiter
+from argus.adapters.http.request_id import RequestIdMiddleware
 from argus.adapters.http.resources import (
     AlertsResource,
     EngineView,
@@ -41,36 +38,6 @@ from argus.ports.history import HistoryStore
 from argus.ports.storage import MetricsStore, PublishedResults
 
 log = logging.getLogger("argus.http")
-access_log = logging.getLogger("argus.access")
-
-#: The request id of the request being handled, for every log line (see RequestIdFilter).
-request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-_INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-
-class RequestIdFilter(logging.Filter):
-    """Put the current request id on every log record as ``%(request_id)s``."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
-        return True
-
-
-class RequestIdMiddleware:
-    """Give every request an id (a sane incoming X-Request-ID is kept), echo it, and log the request."""
-
-    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        incoming = req.get_header("X-Request-ID") or ""
-        req.context.request_id = incoming if _INCOMING_ID.match(incoming) else uuid.uuid4().hex
-        req.context.started = time.perf_counter()
-        request_id_var.set(req.context.request_id)
-        resp.set_header("X-Request-ID", req.context.request_id)
-
-    def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
-        elapsed_ms = (time.perf_counter() - getattr(req.context, "started", time.perf_counter())) * 1000
-        access_log.info("%s %s %s %.1fms", req.method, req.path, resp.status[:3], elapsed_ms)
-        request_id_var.set("-")
-
 
 def presented_key(req: falcon.Request) -> str:
     """The key a client sent: ``X-API-Key``, else an ``Authorization: Bearer`` token (how Prometheus sends one)."""

@@ -73,3 +73,37 @@ def test_a_site_section_appears_in_the_explanation(host):
     body = service.handle({"server_name": "ppdb001"})
     assert body["uptime"] == {"uptime_days": 45.0, "profile": "database"}
     assert body["shap"] == {} and body["counterfactuals"] == []  # not run here: empty, still in the shape
+
+
+def test_the_explainer_hook_receives_every_argus_explain_setting():
+    """The hookspec promises every ARGUS_EXPLAIN_* setting; the engine used to pass only the SHAP two."""
+    import re
+    from pathlib import Path
+
+    from argus.domain.explanation import ExplainSettings
+    from argus.entrypoints.settings import Settings
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    documented = {m.lower() for m in re.findall(r"`ARGUS_EXPLAIN_([A-Z0-9_]+)`", readme)}
+    env = {"ARGUS_EXPLAIN_TIMEOUT_S": "7.5", "ARGUS_EXPLAIN_PRECOMPUTE_MAX": "2",
+           "ARGUS_EXPLAIN_SHAP_SAMPLES": "64", "ARGUS_EXPLAIN_SHAP_OUTPUT": "risk_score"}
+    assert documented == {name.removeprefix("ARGUS_EXPLAIN_").lower() for name in env}
+    received = []
+
+    class Recorder:
+        @hookimpl
+        def argus_explainers(self, settings):
+            received.append(settings)
+            return []
+
+    host = PluginHost.load(entry_points=False)
+    host.pm.register(Recorder(), name="recorder")
+    shap = host.explainers(Settings.from_env(env).explain_settings)[0]
+    (settings,) = received
+    assert isinstance(settings, ExplainSettings)
+    assert (settings.timeout_s, settings.precompute_max, settings.shap_samples, settings.shap_output) == (
+        7.5, 2, 64, "risk_score")
+    assert dict(settings) == {"timeout_s": "7.5", "precompute_max": "2", "shap_samples": "64",
+                              "shap_output": "risk_score"}  # the mapping view: every setting, as strings
+    assert set(settings) == documented
+    assert (shap.nsamples, shap.output) == (64, "risk_score")

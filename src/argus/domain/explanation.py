@@ -14,7 +14,7 @@ explainers leave it out of their game and their rankings, and report it under ``
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -97,6 +97,48 @@ def missing_features(window: MetricsWindow, encoder_rows: slice) -> list[str]:
 
 
 # -- importances ---------------------------------------------------------------------------------
+
+
+SHAP_OUTPUTS = ("driver_forecast", "risk_score")
+
+
+@attrs.frozen
+class ExplainSettings(Mapping[str, str]):
+    """Every ``ARGUS_EXPLAIN_*`` setting, as the ``argus_explainers`` hook receives it.
+
+    Typed attributes (``settings.shap_samples == 128``) and, for plugins written against the
+    older contract, a read-only mapping of the same settings as strings, lower-cased without the
+    prefix (``settings["shap_samples"] == "128"``).
+    """
+
+    timeout_s: float = 10.0  # ARGUS_EXPLAIN_TIMEOUT_S: how long a worker waits for an on-demand explanation
+    precompute_max: int = 5  # ARGUS_EXPLAIN_PRECOMPUTE_MAX: servers explained ahead on each tick
+    shap_samples: int = 128  # ARGUS_EXPLAIN_SHAP_SAMPLES: Kernel SHAP coalitions per explanation
+    shap_output: str = "driver_forecast"  # ARGUS_EXPLAIN_SHAP_OUTPUT: one of SHAP_OUTPUTS
+
+    @classmethod
+    def from_strings(cls, values: Mapping[str, str]) -> ExplainSettings:
+        """From string values keyed like the mapping view (missing keys keep their defaults)."""
+        default = cls()
+        return cls(
+            timeout_s=float(values.get("timeout_s") or default.timeout_s),
+            precompute_max=int(values.get("precompute_max") or default.precompute_max),
+            shap_samples=int(values.get("shap_samples") or default.shap_samples),
+            shap_output=values.get("shap_output") or default.shap_output,
+        )
+
+    def _strings(self) -> dict[str, str]:
+        return {"timeout_s": f"{self.timeout_s:g}", "precompute_max": str(self.precompute_max),
+                "shap_samples": str(self.shap_samples), "shap_output": self.shap_output}
+
+    def __getitem__(self, key: str) -> str:
+        return self._strings()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._strings())
+
+    def __len__(self) -> int:
+        return len(self._strings())
 
 
 @attrs.frozen

@@ -11,6 +11,7 @@ from pathlib import Path
 import attrs
 
 from argus.domain.errors import ConfigurationError
+from argus.domain.explanation import ExplainSettings
 from argus.domain.rollup import parse_disk_mountpoints
 
 MIB = 1024 * 1024
@@ -151,9 +152,10 @@ class Settings:
     disk_mountpoints: tuple[tuple[str, str], ...] = ()
 
     @property
-    def explain_settings(self) -> dict[str, str]:
-        """What the ``argus_explainers`` hook receives: the ARGUS_EXPLAIN_* settings, prefix dropped."""
-        return {"shap_samples": str(self.explain_shap_samples), "shap_output": self.explain_shap_output}
+    def explain_settings(self) -> ExplainSettings:
+        """What the ``argus_explainers`` hook receives: every ARGUS_EXPLAIN_* setting, typed."""
+        return ExplainSettings(timeout_s=self.explain_timeout_s, precompute_max=self.explain_precompute_max,
+                               shap_samples=self.explain_shap_samples, shap_output=self.explain_shap_output)
 
     @property
     def api_key_file(self) -> Path:

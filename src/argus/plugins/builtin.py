@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from argus.adapters.sinks.alertmanager import AlertmanagerSink
 from argus.adapters.sinks.log import LogAlertSink
 from argus.adapters.sinks.webhook import WebhookAlertSink
+from argus.domain.explanation import ExplainSettings
 from argus.domain.profiles import BUILTIN_PROFILES, ServerProfile
 from argus.plugins import hookimpl
 from argus.ports.alerting import AlertSink
@@ -30,12 +31,11 @@ def argus_alert_sinks(settings: Mapping[str, Mapping[str, str]]) -> list[AlertSi
 
 
 @hookimpl(tryfirst=True)
-def argus_explainers(settings: Mapping[str, str]) -> list[Explainer]:
+def argus_explainers(settings: ExplainSettings) -> list[Explainer]:
     """SHAP, then attention, then counterfactuals (which use the SHAP top features); torch and shap load lazily."""
     from argus.adapters.explain.attention import AttentionExplainer
     from argus.adapters.explain.counterfactual import CounterfactualExplainer
     from argus.adapters.explain.shap_explainer import ShapExplainer
 
-    shap = ShapExplainer(nsamples=int(settings.get("shap_samples") or 128),
-                         output=settings.get("shap_output") or "driver_forecast")
+    shap = ShapExplainer(nsamples=settings.shap_samples, output=settings.shap_output)
     return [shap, AttentionExplainer(), CounterfactualExplainer()]

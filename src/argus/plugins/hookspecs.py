@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 
 import pluggy
 
+from argus.domain.explanation import ExplainSettings
 from argus.domain.profiles import LimitPolicy, ServerProfile
 from argus.plugins import PROJECT
 from argus.ports.alerting import AlertSink
@@ -62,11 +63,13 @@ def argus_alert_sinks(settings: Mapping[str, Mapping[str, str]]) -> Iterable[Ale
 
 
 @hookspec
-def argus_explainers(settings: Mapping[str, str]) -> Iterable[Explainer]:
+def argus_explainers(settings: ExplainSettings) -> Iterable[Explainer]:
     """Contribute explainers: each adds one section, under its ``name``, to ``GET /explain/{server}``.
 
-    ``settings`` holds the ``ARGUS_EXPLAIN_*`` settings, lower-cased without the prefix, as strings
-    (``shap_samples``, ``shap_output``, ...); read what concerns you and ignore the rest.
+    ``settings`` holds every ``ARGUS_EXPLAIN_*`` setting, typed (``settings.timeout_s``,
+    ``precompute_max``, ``shap_samples``, ``shap_output``); it is also a mapping of the same settings
+    as strings, lower-cased without the prefix (``settings["shap_samples"]``). Read what concerns
+    you and ignore the rest.
 
     Called once at start-up in the engine process (the only process holding the model); the
     results of all plugins are combined, built-ins first, and two explainers with the same ``name``

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 
 import pluggy
 
+from argus.domain.explanation import ExplainSettings
 from argus.domain.profiles import LimitPolicy, ProfileResolver
 from argus.plugins import PROJECT, builtin, hookspecs
 from argus.ports.alerting import AlertSink
@@ -62,10 +63,14 @@ class PluginHost:
             raise ValueError(f"duplicate alert sink name(s): {', '.join(duplicates)}")
         return sinks
 
-    def explainers(self, settings: Mapping[str, str] | None = None) -> list[Explainer]:
-        """Collect every plugin's explainers, built-ins first; a duplicate name raises ValueError."""
-        found = [e for contributed in self.pm.hook.argus_explainers(settings=dict(settings or {}))
-                 for e in contributed or ()]
+    def explainers(self, settings: ExplainSettings | Mapping[str, str] | None = None) -> list[Explainer]:
+        """Collect every plugin's explainers, built-ins first; a duplicate name raises ValueError.
+
+        Plugins receive ``settings`` as an ``ExplainSettings`` (string mappings are read into one).
+        """
+        if not isinstance(settings, ExplainSettings):
+            settings = ExplainSettings.from_strings(settings or {})
+        found = [e for contributed in self.pm.hook.argus_explainers(settings=settings) for e in contributed or ()]
         names = [explainer.name for explainer in found]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:

@@ -1,11 +1,14 @@
-"""Ports of the forecasting model: serving forecasts, the model registry, and training."""
+"""Ports of the forecasting model: serving forecasts, and training callbacks.
+
+The model registry (``adapters/tft/registry.py``, models on disk) is adapter-internal: only the TFT
+adapters and the entry points use it, so it has no port (an unused ``ModelRegistry`` protocol was removed)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from argus.domain.forecast import Forecast, ModelInfo
+from argus.domain.forecast import Forecast
 from argus.domain.metrics import MetricsWindow
 
 #: Called with a dict such as {"stage": "epoch_end", "epoch": 2, "epochs": 5, "step": 640,
@@ -38,24 +41,4 @@ class ChunkedForecaster(Forecaster, Protocol):
     def forecast(self, windows: Sequence[MetricsWindow], profiles: Mapping[str, str],
                  between_chunks: Callable[[], object] | None = None) -> dict[str, Forecast]:
         """As ``Forecaster.forecast``, calling ``between_chunks`` between chunks of servers."""
-        ...
-
-
-class ModelRegistry(Protocol):
-    """The trained models on disk and the pointer to the one being served."""
-
-    def list(self) -> list[ModelInfo]:
-        """Return every valid model, newest first; folders that are not models are skipped."""
-        ...
-
-    def current(self) -> str | None:
-        """Return the served model's name, or None when no model is marked current."""
-        ...
-
-    def set_current(self, name: str) -> None:
-        """Mark ``name`` as served (atomically); raise ModelLoadError if it is not a valid model."""
-        ...
-
-    def info(self, name: str) -> ModelInfo:
-        """Return one model's manifest; raise ModelLoadError if the name or folder is not valid."""
         ...

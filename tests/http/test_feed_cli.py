@@ -97,7 +97,8 @@ def test_a_429_is_retried_after_its_retry_after(container, tmp_path):
         result = _run(_write(tmp_path / "records.jsonl", steps=1), "--url", url, "--key", API_KEY)
     assert result.exit_code == 0, result.output
     assert counting.refused == 2 and counting.posts == [4]
-    assert "2 retries, 2.0s waited" in result.output
+    assert result.output.count("rate-limited, waiting 1 s") == 2
+    assert "2 retries, 2 rate-limited, 2.0s waited" in result.output
 
 
 def test_a_wrong_key_stops_at_once_with_the_servers_detail(container, tmp_path):

@@ -37,15 +37,25 @@ LEVEL_MARKS = (("critical", "🔴"), ("warning", "🟠"), ("degraded", "🟡"), 
               help="The demo's data directory (its database is recreated on every start; the key is kept).")
 @click.option("--duration", default=0.0, type=click.FloatRange(0),
               help="Stop after this many seconds live (0: run until Ctrl-C).")
+@click.option("--export", "export_to", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the fleet's records to this JSON Lines file (.gz: gzipped) instead of running: "
+                   "--hours of history ending now, for `argus feed`.")
+@click.option("--hours", default=24.0, show_default=True, type=click.FloatRange(0.1, 34 * 24.0),
+              help="With --export: hours of history (within the server's 35-day ARGUS_RECORDS_RETENTION_DAYS).")
 def demo(port: int, host: str, servers: int, speed: float, backfill_hours: float, seed: int, data_dir: Path,
-         duration: float) -> None:
+         duration: float, export_to: Path | None, hours: float) -> None:
     """Run Argus with a simulated fleet: backfill a few hours, then feed live in accelerated time.
 
     Scenarios (memory leak, CPU runaway, disk filling, swap storm) start within the first minutes;
-    alerts show in the terminal and on the web page at http://HOST:PORT/.
+    alerts show in the terminal and on the web page at http://HOST:PORT/. With --export FILE,
+    only write the fleet's records (dated up to now) to FILE and exit.
     """
     from argus.adapters.demo.client import ArgusClient, FeedRejectedError, ServerUnavailableError
     from argus.adapters.demo.fleet import FleetSimulator
+
+    if export_to is not None:
+        _export(export_to, servers, hours, seed)
+        return
 
     data_dir = data_dir.expanduser().resolve()
     key = _fresh_data_dir(data_dir)
@@ -69,6 +79,17 @@ def demo(port: int, host: str, servers: int, speed: float, backfill_hours: float
     finally:
         _stop(server)
     click.echo("demo stopped")
+
+
+def _export(path: Path, servers: int, hours: float, seed: int) -> None:
+    """Write ``hours`` of the fleet, one JSON record a line, the last step the latest five minutes before now."""
+    from argus.adapters.demo.export import export_fleet
+
+    steps = max(1, round(hours * 3600 / STEP_SECONDS))
+    end = _floor_step(datetime.now(UTC))
+    written = export_fleet(path, servers=servers, steps=steps, end=end, seed=seed)
+    click.echo(f"wrote {written} records ({servers} servers x {steps} five-minute steps up to {end:%Y-%m-%d %H:%M} UTC)"
+               f" to {path}")
 
 
 def _raise_interrupt(signum, frame) -> None:

@@ -9,7 +9,7 @@ else the server refuses (401, 422, 413, ...) raises ``FeedRejectedError`` with t
 from __future__ import annotations
 
 import json
-import time
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -45,23 +45,42 @@ def format_detail(detail: Any) -> str:
     return str(detail)
 
 
+#: ``on_wait(reason, seconds)``: told before every wait, so a progress display can say why it stalls.
+WaitListener = Callable[[str, float], None]
+
+
 class ArgusClient:
-    """Talk to one Argus at ``url`` with ``api_key``; ``sleep`` is injectable for tests."""
+    """Talk to one Argus at ``url`` with ``api_key``; ``sleep`` is injectable for tests.
+
+    Safe to share between threads (``argus feed --backfill`` keeps several requests in flight).
+    """
 
     def __init__(self, url: str, api_key: str, *, timeout_s: float = 60.0, max_retries: int = len(BACKOFF_S),
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] | None = None, on_wait: WaitListener | None = None) -> None:
         self.url = url.rstrip("/")
         self.api_key = api_key
         self.timeout_s = timeout_s
         self.max_retries = max_retries
-        self.sleep = sleep
+        self._stopped = threading.Event()
+        self.sleep = sleep or self._stopped.wait  # stop() cuts a wait short
+        self.on_wait = on_wait
         self.retries = 0  # every retry so far (429s included), for progress reports
+        self.rate_limited = 0  # of which 429s
         self.waited_s = 0.0
+        self._lock = threading.Lock()
+
+    def stop(self) -> None:
+        """Retry nothing more: a request that fails from now on raises ServerUnavailableError at once."""
+        self._stopped.set()
 
     def feed(self, records: Sequence[dict]) -> dict:
         """POST one batch to /feed/data; return the response body once it is committed."""
         body = json.dumps({"records": list(records)}, separators=(",", ":")).encode()
         return self.request("POST", "/feed/data", body)
+
+    def post_body(self, path: str, body: bytes) -> Any:
+        """POST an already encoded JSON body; same retries as ``feed``."""
+        return self.request("POST", path, body)
 
     def get(self, path: str) -> Any:
         """GET ``path`` with the key; same retries as ``feed``."""
@@ -75,7 +94,7 @@ class ArgusClient:
             except urllib.error.HTTPError as ex:
                 status, payload = ex.code, _json_or_text(ex.read())
                 if status == 429:
-                    self._wait(_retry_after(ex.headers.get("Retry-After")))
+                    self._wait(_retry_after(ex.headers.get("Retry-After")), "rate-limited")
                     continue
                 if status < 500:
                     detail = payload.get("detail", payload) if isinstance(payload, dict) else payload
@@ -85,7 +104,7 @@ class ArgusClient:
                 reason = str(getattr(ex, "reason", ex))
             if failures >= self.max_retries:
                 raise ServerUnavailableError(f"{method} {self.url}{path} failed {failures + 1} times: {reason}")
-            self._wait(BACKOFF_S[min(failures, len(BACKOFF_S) - 1)])
+            self._wait(BACKOFF_S[min(failures, len(BACKOFF_S) - 1)], reason)
             failures += 1
 
     def _once(self, method: str, path: str, body: bytes | None) -> Any:
@@ -96,9 +115,15 @@ class ArgusClient:
         with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
             return _json_or_text(response.read())
 
-    def _wait(self, seconds: float) -> None:
-        self.retries += 1
-        self.waited_s += seconds
+    def _wait(self, seconds: float, reason: str) -> None:
+        if self._stopped.is_set():
+            raise ServerUnavailableError(f"stopped before retrying ({reason})")
+        with self._lock:
+            self.retries += 1
+            self.rate_limited += reason == "rate-limited"
+            self.waited_s += seconds
+        if self.on_wait is not None:
+            self.on_wait(reason, seconds)
         self.sleep(seconds)
 
 

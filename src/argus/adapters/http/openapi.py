@@ -142,7 +142,11 @@ def _schemas() -> dict[str, Any]:
         "Status": _obj(["model_loaded", "model_path", "rolling_window_size", "servers_tracked", "last_prediction",
                         "uptime_seconds", "warmup_complete"], model_loaded={"type": "boolean"},
                        model_path=_NULLABLE_STRING, rolling_window_size={"type": "integer"},
-                       servers_tracked={"type": "integer"}, last_prediction=_NULLABLE_STRING,
+                       servers_tracked={"type": "integer"},
+                       last_prediction={"type": ["string", "null"], "description": (
+                           "UTC without a zone, as the reference shows it: 2025-01-15T10:05:00")},
+                       last_prediction_iso={"type": ["string", "null"], "format": "date-time", "description": (
+                           "The same moment in ISO 8601 with its zone: 2025-01-15T10:05:00+00:00")},
                        uptime_seconds={"type": ["integer", "null"]}, warmup_complete={"type": "boolean"}),
         "Predictions": PREDICTIONS,
         "ActiveAlerts": _obj(["timestamp", "count", "alerts"], timestamp={"type": "string"},

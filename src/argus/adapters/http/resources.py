@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import falcon
@@ -110,6 +111,7 @@ class StatusResource:
                 "rolling_window_size": self._rolling_window_size,
                 "servers_tracked": len(self._store.server_names()),
                 "last_prediction": None,
+                "last_prediction_iso": None,
                 "uptime_seconds": None,
                 "warmup_complete": self._store.count_records(WARMUP_MIN_RECORDS) >= WARMUP_MIN_RECORDS,
                 "window_records": None,
@@ -119,8 +121,21 @@ class StatusResource:
             return
         started_at = status.pop("started_at", None)
         status["uptime_seconds"] = int(time.time() - started_at) if alive and started_at else None
-        status["engine"] = {"running": alive, "heartbeat_age_s": age, "started_at": started_at}
+        status["engine"] = {"running": alive, "heartbeat_age_s": age, "started_at": started_at,
+                            "started_at_iso": _iso_utc(started_at)}
+        # the reference's last_prediction has no zone ("2025-01-15T10:05:00", UTC): kept, and said in full beside it
+        status["last_prediction_iso"] = _iso_utc(status.get("last_prediction"))
         resp.media = status
+
+
+def _iso_utc(moment: str | float | None) -> str | None:
+    """ISO 8601 with its zone (``2025-01-15T10:05:00+00:00``) from an epoch or a zone-less UTC wire time."""
+    if moment is None:
+        return None
+    if isinstance(moment, str):
+        parsed = datetime.fromisoformat(moment)
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(moment, tz=UTC).isoformat(timespec="seconds")
 
 
 class FeedResource:

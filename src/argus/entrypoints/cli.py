@@ -60,6 +60,23 @@ def migrate() -> None:
     click.echo("database is up to date")
 
 
+@cli.command()
+@click.option("--markdown", is_flag=True, help="Render docs/api.md's Markdown instead of the JSON document.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default="-", show_default=True,
+              help="Where to write it.")
+def openapi(markdown: bool, output: str) -> None:
+    """Print the API's OpenAPI document (what GET /openapi.json serves), or its Markdown reference."""
+    import json
+
+    from argus.adapters.http.api_markdown import render_markdown
+    from argus.adapters.http.openapi import openapi_document
+
+    doc = openapi_document()
+    text = render_markdown(doc) if markdown else json.dumps(doc, indent=2) + "\n"
+    with click.open_file(output, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
 def _settings() -> Settings:
     try:
         return Settings.from_env()

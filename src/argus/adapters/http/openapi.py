@@ -284,6 +284,11 @@ def _paths() -> dict[str, Any]:
                 [], model_path={"type": "string"})}}})},
         "/admin/trigger-training": {"post": _op(
             "Start a training", _json(_ref("TrainingStarted")), 409, 422, tag="admin",
+            description=("Starts `argus train-job` in its own process on the stored records. 409 while a training "
+                         "runs, and at once, with nothing started, when no server has enough history for one "
+                         "training window: `{\"detail\": \"Not enough history to train: a server needs at least "
+                         "57.0 h of five-minute records (...); the longest stored is 6.0 h (ppdb001, 72 records; "
+                         "3240 records from 45 servers in all)\"}` (docs/admin.md)."),
             parameters=[{"name": "epochs", "in": "query", "required": False,
                          "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10}},
                         {"name": "incremental", "in": "query", "required": False,

@@ -16,7 +16,23 @@ def cli() -> None:
     """Argus: predictive server monitoring."""
 
 
-@cli.command()
+SERVE_ENVIRONMENT = """Environment (all settings: README "Settings"):
+
+\b
+  TACHYON_API_KEY       the API key (else $ARGUS_DATA_DIR/api_key, made by --generate-key)
+  ARGUS_DATA_DIR        data directory: SQLite database, generated key [./var]
+  ARGUS_DATABASE_URL    SQLAlchemy URL [sqlite:///$ARGUS_DATA_DIR/argus.db]; postgresql://...
+  ARGUS_MODEL_DIR       trained models and their CURRENT pointer [./models]
+  ARGUS_LOG_LEVEL       log level of every process [INFO]
+  ARGUS_DEVICE          auto, cpu or cuda for the model [auto]
+  ARGUS_RATE_LIMITS     per-group limits, e.g. feed=600/minute
+  ARGUS_RECORDS_RETENTION_DAYS  records older are refused and purged [35]
+  ARGUS_MAX_CLOCK_SKEW_S        how far ahead of the clock a record may be [300]
+  ARGUS_MAX_BODY_BYTES          request body limit [10485760]
+"""
+
+
+@cli.command(epilog=SERVE_ENVIRONMENT)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Gunicorn workers.")
@@ -27,6 +43,7 @@ def serve(host: str, port: int, workers: int, threads: int, generate_key: bool, 
     """Run the HTTP API under gunicorn and the engine process, supervised together."""
     from argus.entrypoints.supervisor import Supervisor, prepare
 
+    check_port_free(host, port)
     settings = _settings()
     _reach_database(settings)
     try:
@@ -75,6 +92,29 @@ def openapi(markdown: bool, output: str) -> None:
     text = render_markdown(doc) if markdown else json.dumps(doc, indent=2) + "\n"
     with click.open_file(output, "w", encoding="utf-8") as handle:
         handle.write(text)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail with one line naming --port when the address is taken (not gunicorn's traceback and retries)."""
+    import errno
+    import socket
+
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as ex:
+        raise click.ClickException(f"cannot bind {host}:{port}: {ex.strerror} (check --host)") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError as ex:
+            if ex.errno == errno.EADDRINUSE:
+                raise click.ClickException(f"port {port} on {host} is already in use (another Argus?): "
+                                           f"choose another with --port, e.g. --port {port + 1}") from None
+            raise click.ClickException(f"cannot bind {host}:{port}: {ex.strerror}") from None
 
 
 def _settings() -> Settings:

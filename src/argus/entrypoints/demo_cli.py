@@ -57,6 +57,9 @@ def demo(port: int, host: str, servers: int, speed: float, backfill_hours: float
         _export(export_to, servers, hours, seed)
         return
 
+    from argus.entrypoints.cli import check_port_free
+
+    check_port_free(host, port)  # before the demo's database is recreated
     data_dir = data_dir.expanduser().resolve()
     key = _fresh_data_dir(data_dir)
     live_step = max(12, round(backfill_hours * 3600 / STEP_SECONDS))

@@ -30,6 +30,8 @@ def stderr(monkeypatch):
     saved_role = logs._state["role"]
     for handler in [h for h in root.handlers if getattr(h, "_argus", False)]:
         root.removeHandler(handler)
+    for name in TOUCHED:  # as a fresh process has them, whatever earlier tests configured
+        logging.getLogger(name).setLevel(logging.NOTSET)
     real = logs.configure_logging
 
     def configure(*args, **kwargs):
@@ -90,6 +92,13 @@ def test_libraries_can_be_let_through_at_a_chosen_level(stderr):
     logging.getLogger("shap").info("num_full_subsets = 1")
     logging.getLogger("shap").debug("too much")
     assert len(_lines(stderr)) == 1 and "shap: num_full_subsets = 1" in _lines(stderr)[0]
+
+
+def test_a_later_configuration_may_lower_the_library_level_it_set(stderr):
+    logs.configure_logging(_settings())
+    logs.configure_logging(_settings(ARGUS_LOG_LIBRARIES="info"))
+    logging.getLogger("shap").info("let through now")
+    assert "shap: let through now" in stderr.getvalue()
 
 
 def test_argus_log_level_still_rules_argus_loggers_only(stderr):

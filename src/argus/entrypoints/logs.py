@@ -35,6 +35,7 @@ _STANDARD = set(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, Non
                                                                                           "request_id", "taskName"}
 
 _state: dict[str, str] = {"role": "cli"}
+_held: dict[str, int] = {}  # the levels configure_logging gave library loggers (so a later call may lower them)
 
 
 def is_first_party(name: str) -> bool:
@@ -113,10 +114,11 @@ def configure_logging(settings: Settings | str = "INFO", role: str | None = None
 
 
 def _hold(logger: logging.Logger, level: int) -> None:
-    """Raise a library logger to ``level`` (never lower a level it set higher itself) and route it through
-    our handler: Lightning gives its logger a handler of its own when imported before logging is set up."""
-    if logger.level < level:
+    """Set a library logger to ``level`` (a level set higher by someone else stays) and route it through our
+    handler: Lightning gives its logger a handler of its own when imported before logging is set up."""
+    if logger.level < level or logger.level == _held.get(logger.name):
         logger.setLevel(level)
+        _held[logger.name] = level
     for handler in [h for h in logger.handlers if type(h) is logging.StreamHandler]:
         logger.removeHandler(handler)
         logger.propagate = True

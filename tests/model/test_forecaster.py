@@ -80,3 +80,18 @@ def test_chunked_fleet_forecasts_equal_one_big_batch(tiny_forecaster):
     assert set(whole) == set(chunked) == {f"srv{i}" for i in range(5)}
     for name in whole:
         np.testing.assert_allclose(whole[name].values["cpu_pct"], chunked[name].values["cpu_pct"], atol=1e-4)
+
+
+def test_the_engine_is_called_between_chunks_and_forecasts_do_not_change(tiny_forecaster):
+    """Five servers in chunks of two: the callback runs between the three chunks (twice), never after the last."""
+    windows = [window_of(f"srv{i}", synthetic_values(30 + 7 * i, seed=i)) for i in range(5)]
+    whole = tiny_forecaster.forecast(windows, {})
+    calls: list[int] = []
+    tiny_forecaster.chunk_size, saved = 2, tiny_forecaster.chunk_size
+    try:
+        chunked = tiny_forecaster.forecast(windows, {}, between_chunks=lambda: calls.append(1))
+    finally:
+        tiny_forecaster.chunk_size = saved
+    assert len(calls) == 2
+    for name in whole:
+        np.testing.assert_allclose(whole[name].values["mem_pct"], chunked[name].values["mem_pct"], atol=1e-4)

@@ -41,6 +41,7 @@ from argus.adapters.tft.forecaster import TftForecaster, latest_window
 from argus.domain.forecast import TARGETS, Forecast
 from argus.domain.metrics import STEP_SECONDS, MetricsWindow
 from argus.domain.probability import ProbabilityCalibration
+from argus.domain.ticks import takes_between_chunks
 
 #: Horizon bins (first and last step, inclusive) in which skill is measured and the band scaled.
 BINS: tuple[tuple[int, int], ...] = ((1, 3), (4, 6), (7, 12), (13, 24), (25, 48), (49, 96))
@@ -251,7 +252,9 @@ class BlendForecaster:
         ``between_chunks`` is called after the TFT and between blend chunks (the engine answers
         explanations there, from the previous tick); it must not change this forecaster's state.
         """
-        tft = self.inner.forecast(windows, profiles)
+        tft = (self.inner.forecast(windows, profiles, between_chunks=between_chunks)
+               if between_chunks is not None and takes_between_chunks(self.inner.forecast)
+               else self.inner.forecast(windows, profiles))
         ready = [w for w in windows if w.server_name in tft]
         budget = [self.max_new_past_per_tick if self.max_new_past_per_tick is not None else 1 << 62]
         if self.past_budget_share is not None:

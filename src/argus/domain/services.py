@@ -258,6 +258,7 @@ class Engine:
         self._last_tick = self.clock()
         at = datetime.fromtimestamp(self._last_tick, tz=UTC)
         result = predictor.tick(self.keeper.windows, at, between_chunks=self.answer_mid_tick)
+        self.answer_mid_tick()  # scoring is done; rendering (and precomputed explanations) may take a while
         if self.render is None:
             bodies = {}
         elif takes_between_chunks(self.render):  # explanations precomputed in parts: requests answered between

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -81,8 +81,10 @@ class TftForecaster:
         target = resolve_device(device)
         return cls(net.to(target), spec, manifest, name, str(target), chunk_size)
 
-    def forecast(self, windows: Sequence[MetricsWindow], profiles: Mapping[str, str]) -> dict[str, Forecast]:
-        """Forecast every ready server; see ``argus.ports.forecasting.Forecaster``."""
+    def forecast(self, windows: Sequence[MetricsWindow], profiles: Mapping[str, str],
+                 between_chunks: Callable[[], object] | None = None) -> dict[str, Forecast]:
+        """Forecast every ready server; see ``argus.ports.forecasting.Forecaster``. ``between_chunks`` is called
+        after each chunk of ``chunk_size`` servers but the last (the engine answers requests there)."""
         ready: list[tuple[str, str, WindowSlice]] = []
         for window in windows:
             profile = profiles.get(window.server_name, "generic")
@@ -91,6 +93,8 @@ class TftForecaster:
                 ready.append((window.server_name, profile, cut))
         out: dict[str, Forecast] = {}
         for start in range(0, len(ready), self.chunk_size):
+            if start and between_chunks is not None:
+                between_chunks()
             chunk = ready[start : start + self.chunk_size]
             out.update(self._forecast_chunk(chunk))
         return out

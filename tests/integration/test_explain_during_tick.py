@@ -97,11 +97,24 @@ def _tick_twice(sql_store, interleave: bool):
         seen["heartbeat_at"] = sql_store.read_published("status").updated_at
         seen["status"] = sql_store.read_published("status").body
 
+    handled_mid_tick: list[int] = []  # engine side: requests answered by each call inside the tick
+    handle_pending = engine.router.handle_pending
+
+    def counting(*args, **kwargs) -> int:
+        handled = handle_pending(*args, **kwargs)
+        handled_mid_tick.append(handled)
+        return handled
+
     thread = threading.Thread(target=client, daemon=True)
     if interleave:
         thread.start()
     seen["tick_started_at"] = time.time()
-    second = engine.tick()
+    engine.router.handle_pending = counting
+    try:
+        second = engine.tick()
+    finally:
+        engine.router.handle_pending = handle_pending
+    seen["handled_mid_tick"] = handled_mid_tick
     ended_at = time.perf_counter()
     if interleave:
         thread.join(30)
@@ -112,7 +125,8 @@ def _tick_twice(sql_store, interleave: bool):
 def test_an_explanation_issued_mid_tick_is_answered_before_the_tick_ends_of_the_previous_tick(sql_store):
     engine, channel, first, second, seen, ended_at = _tick_twice(sql_store, interleave=True)
 
-    assert seen["answered_at"] < ended_at  # 4 chunks of 0.4 s: answered after the first, ~1 s before the end
+    # answered by the engine inside the tick (counted engine-side: a busy CPU may wake the client late)
+    assert sum(seen["handled_mid_tick"]) >= 1
     assert seen["body"] == {"tick_at": first.at.isoformat(),
                             "risk_score": next(a.score for a in first.assessments if a.server_name == "ppdb001")}
     # the heartbeat stays fresh inside a long tick, and names the published tick

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 import falcon
 
+from argus.adapters.http.resources import read_body as read_whole_body
 from argus.adapters.http.schemas import SERVER_NAME_PATTERN
 from argus.adapters.prometheus import node_exporter, wire
 from argus.adapters.telemetry import count_ingested, count_rejected_samples
@@ -86,19 +87,5 @@ def _check_media(req: falcon.Request) -> None:
 
 
 def read_body(req: falcon.Request, max_bytes: int) -> bytes:
-    """Read the whole body: 413 over ``max_bytes`` (declared, streamed or chunked), 400 when short or empty."""
-    declared = req.content_length
-    if declared is not None and declared > max_bytes:
-        raise falcon.HTTPContentTooLarge(description=f"Request body exceeds {max_bytes} bytes")
-    chunked = declared is None and "chunked" in (req.get_header("Transfer-Encoding") or "").lower()
-    try:
-        raw = (req.stream if chunked else req.bounded_stream).read(max_bytes + 1)
-    except Exception as ex:  # noqa: BLE001 - a broken chunk or a dropped socket, in the server's own error types
-        raise falcon.HTTPBadRequest(description=f"Request body could not be read: {ex}") from None
-    if len(raw) > max_bytes:
-        raise falcon.HTTPContentTooLarge(description=f"Request body exceeds {max_bytes} bytes")
-    if declared is not None and len(raw) < declared:
-        raise falcon.HTTPBadRequest(description=f"Request body ended after {len(raw)} of {declared} bytes")
-    if not raw:
-        raise falcon.HTTPBadRequest(description="Request body is empty; expected a snappy-compressed WriteRequest")
-    return raw
+    """The whole body (``resources.read_body``'s limits); empty: 400 naming a WriteRequest."""
+    return read_whole_body(req, max_bytes, "a snappy-compressed WriteRequest")

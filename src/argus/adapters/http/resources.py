@@ -22,13 +22,12 @@ from argus.ports.storage import MetricsStore, PublishedResults
 SERVICE_NAME = "tft_inference_daemon"  # the reference's /health "service" value
 
 
-def read_json(req: falcon.Request, max_bytes: int) -> Any:
-    """Read a JSON body: 415 unless JSON, 413 over ``max_bytes`` (declared, streamed or chunked), 400 if malformed.
+def read_body(req: falcon.Request, max_bytes: int, expected: str = "a body") -> bytes:
+    """Read the whole body: 413 over ``max_bytes`` (declared, streamed or chunked), 400 when short or empty.
 
     A body shorter than its Content-Length (the client left half-way) is refused, never parsed.
+    ``expected`` names what an empty body should have held, for its 400.
     """
-    if req.content_type is None or req.content_type.split(";")[0].strip().lower() != falcon.MEDIA_JSON:
-        raise falcon.HTTPUnsupportedMediaType(description="Content-Type must be application/json")
     declared = req.content_length
     if declared is not None and declared > max_bytes:
         raise falcon.HTTPContentTooLarge(description=f"Request body exceeds {max_bytes} bytes")
@@ -43,7 +42,15 @@ def read_json(req: falcon.Request, max_bytes: int) -> Any:
     if declared is not None and len(raw) < declared:
         raise falcon.HTTPBadRequest(description=f"Request body ended after {len(raw)} of {declared} bytes")
     if not raw:
-        raise falcon.HTTPBadRequest(description="Request body is empty; expected a JSON object")
+        raise falcon.HTTPBadRequest(description=f"Request body is empty; expected {expected}")
+    return raw
+
+
+def read_json(req: falcon.Request, max_bytes: int) -> Any:
+    """Read a JSON body: 415 unless JSON, then ``read_body``'s limits, 400 if malformed."""
+    if req.content_type is None or req.content_type.split(";")[0].strip().lower() != falcon.MEDIA_JSON:
+        raise falcon.HTTPUnsupportedMediaType(description="Content-Type must be application/json")
+    raw = read_body(req, max_bytes, "a JSON object")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as ex:

@@ -146,3 +146,16 @@ def test_the_guard_catches_planted_inside_violations():
     assert inside_violations("ports", names, runtime) == ["falcon", "argus.adapters.sql.store"]
     typed_only = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from argus.ports.channel import EngineChannel\n"
     assert inside_violations("domain", imported_names(typed_only), imported_names(typed_only, runtime_only=True)) == []
+
+
+def test_every_sql_module_names_its_port_or_says_it_is_adapter_internal():
+    """SQL classes either implement a port or are named adapter-internal in their module's docstring."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "src" / "argus" / "adapters" / "sql"
+    unnamed = [p.name for p in sorted(root.glob("*.py"))
+               if p.name != "__init__.py"
+               and not any(word in (ast.get_docstring(ast.parse(p.read_text())) or "")
+                           for word in ("Port: ", "Adapter-internal"))]
+    assert unnamed == [], f"say 'Port: ...' or 'Adapter-internal' in the docstring of {unnamed}"

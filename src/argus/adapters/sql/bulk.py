@@ -4,6 +4,8 @@ The driver's own cursor (server-side on PostgreSQL) hands back plain tuples in c
 becomes a structured array in one ``np.fromiter`` call and its rows are filed by server at once,
 so a record never becomes a Python object of ours and the rows are held once: a server's pieces
 are freed as soon as its history is handed over.
+
+Adapter-internal (no port): the fast path behind ``SqlMetricsStore.server_histories`` (``EngineFeed``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""SqlEngineChannel: the worker → engine request channel in the ``engine_requests`` table."""
+"""SqlEngineChannel: the worker → engine request channel in the ``engine_requests`` table.
+
+Port: ``argus.ports.channel`` (``WorkerChannel``, ``EngineChannel``).
+"""
 
 from __future__ import annotations
 

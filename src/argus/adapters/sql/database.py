@@ -1,4 +1,7 @@
-"""Open the database: engine with safe settings, schema migrated in place, leader lock for the engine."""
+"""Open the database: engine with safe settings, schema migrated in place, leader lock for the engine.
+
+Adapter-internal (no port): opening, migrating and the engine's leader lock are start-up wiring, not domain needs.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""SqlHistoryStore: the /historical/* queries and the retention purge, over the tick tables."""
+"""SqlHistoryStore: the /historical/* queries and the retention purge, over the tick tables.
+
+Port: ``argus.ports.history`` (``HistoryStore``, ``HistoryRetention``).
+"""
 
 from __future__ import annotations
 

@@ -9,6 +9,9 @@ partitions are claimed by the others at most ``ttl_s`` plus one round after its 
 
 Times are the database's clock (PostgreSQL ``clock_timestamp()``), so hosts need not agree on
 the time; tests pass a fake ``clock``.
+
+Adapter-internal (no port): PostgreSQL-only machinery the container wires into sharded engines;
+the rules it applies are the domain's (``argus.domain.sharding``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""A server's recent CPU and memory from the records table, for the web page's history chart."""
+"""A server's recent CPU and memory from the records table, for the web page's history chart.
+
+Adapter-internal (no port): a read the web page's chart makes directly; the domain never asks for it.
+"""
 
 from __future__ import annotations
 

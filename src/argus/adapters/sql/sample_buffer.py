@@ -12,6 +12,8 @@ from the stored samples and stores the records, and only then marks them emitted
 (``emitted_through_s``) and deletes samples older than the last emitted step. A closer that died
 between claim and emission leaves ``emitted_through_s < closed_through_s``: the next pass rolls the
 same samples up again, and the record upsert makes the repeat harmless.
+
+Port: ``argus.ports.rollup.SampleBuffer`` (``StepCloser`` is adapter-internal: the engine's chore).
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ so a claim by another engine waits for this transaction or makes it see the new 
 from an engine that lost its lease is refused, whatever its clock or how long it was paused.
 
 Web side (``SqlShardReader``): the rows as they are; ``argus.adapters.http.snapshots`` merges them.
+
+Adapter-internal (no port of its own): the container composes it into the engine's ``TickLog``
+and the workers' ``PublishedResults``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""SqlMetricsStore: durable ingestion, the engine's feed of new rows, and published results."""
+"""SqlMetricsStore: durable ingestion, the engine's feed of new rows, and published results.
+
+Port: ``argus.ports.storage`` (``MetricsStore``, ``EngineFeed``, ``RecordRetention``, ``PublishedResults``,
+``TickLog``).
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 Times Argus itself stamps (received_at, updated_at) and record timestamps are stored as UTC epoch
 seconds: compact, portable between SQLite and PostgreSQL, and what the numpy windows use.
+
+Adapter-internal (no port): the schema every SQL adapter shares.
 """
 
 from __future__ import annotations

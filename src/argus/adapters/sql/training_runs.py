@@ -1,4 +1,7 @@
-"""SqlTrainingRuns: the ``training_runs`` table (progress written by the training process itself)."""
+"""SqlTrainingRuns: the ``training_runs`` table (progress written by the training process itself).
+
+Adapter-internal (no port): shared by the training process and the admin routes, both adapters/entrypoints.
+"""
 
 from __future__ import annotations
 

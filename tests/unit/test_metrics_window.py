@@ -87,3 +87,11 @@ def test_fleet_reports_ready_servers_by_history_length():
     fleet.add([make_record("a", step) for step in range(12)] + [make_record("b", step) for step in range(5)])
     assert [w.server_name for w in fleet.ready(12)] == ["a"]
     assert fleet.total_records() == 17
+
+
+def test_a_discarded_server_leaves_the_fleet_and_discarding_an_unknown_one_is_harmless():
+    fleet = FleetWindows(capacity=100)
+    fleet.add([make_record("web01", 0), make_record("db01", 0)])
+    fleet.discard("web01")
+    fleet.discard("never-seen")
+    assert "web01" not in fleet and "db01" in fleet and len(fleet) == 1

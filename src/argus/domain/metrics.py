@@ -327,6 +327,10 @@ class FleetWindows:
     def put(self, window: MetricsWindow) -> None:
         self._windows[window.server_name] = window
 
+    def discard(self, server_name: str) -> None:
+        """Forget a server's window (its partition moved to another engine); no error when absent."""
+        self._windows.pop(server_name, None)
+
     def load(self, history: ServerHistory, not_after_epoch_s: int | None = None) -> int:
         """Replace a server's window with its stored history (see the class); return the rows kept."""
         ts, values = np.asarray(history.timestamps, dtype=np.int64), np.asarray(history.values)

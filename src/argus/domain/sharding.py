@@ -90,8 +90,7 @@ class PartitionedEngine:
             return False
         keeper = self.engine.keeper
         for window in [w for w in keeper.windows if self.ownership.of(w.server_name) in lost]:
-            # NOTE(sharding): FleetWindows has no removal method yet; drop through its dict.
-            keeper.windows._windows.pop(window.server_name, None)
+            keeper.windows.discard(window.server_name)
         self.ownership.tokens = held
         loaded = 0
         for history in self.feed.server_histories(keeper.windows.capacity, partitions=gained):

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 import falcon
 
-from argus.adapters.http.remote_write import read_body
+from argus.adapters.http.resources import read_body
 from argus.adapters.http.schemas import SERVER_NAME_PATTERN
 from argus.adapters.otlp import hostmetrics, wire
 from argus.adapters.telemetry import count_ingested, count_rejected_samples
@@ -56,7 +56,8 @@ class OtlpMetricsResource:
             raise falcon.HTTPUnsupportedMediaType(description=str(ex)) from None
         chunked = "chunked" in (req.get_header("Transfer-Encoding") or "").lower()
         # No length and not chunked, or a length of 0: no body, an empty (valid) export request.
-        body = read_body(req, self._max_body_bytes) if req.content_length or chunked else b""
+        has_body = bool(req.content_length) or chunked
+        body = read_body(req, self._max_body_bytes, "an OTLP ExportMetricsServiceRequest") if has_body else b""
         try:
             request = wire.decode(body, media, encoding, self._max_body_bytes)
         except wire.BodyTooLargeError as ex:

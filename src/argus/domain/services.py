@@ -120,22 +120,36 @@ class EngineStatus:
     #: ``stopped_at`` is added when the engine stops cleanly. Workers read it, /status does not show it.
     process: dict[str, object] | None = None
 
-    def render(self, windows: FleetWindows, min_history_steps: int) -> str:
+    def report(self, windows: FleetWindows, min_history_steps: int) -> StatusReport:
+        """This status with the windows' counts now, as plain values (an adapter renders the body)."""
         records = windows.total_records()
-        return json.dumps(
-            {
-                "process": self.process,
-                "model_loaded": self.model_loaded,
-                "model_path": self.model_path,
-                "rolling_window_size": self.rolling_window_size,
-                "servers_tracked": len(windows),
-                "last_prediction": wire_time(self.last_prediction),
-                "started_at": self.started_at,
-                "warmup_complete": records >= WARMUP_MIN_RECORDS,
-                "window_records": records,
-                "servers_ready": len(windows.ready(min_history_steps)),
-            }
+        return StatusReport(
+            process=self.process, model_loaded=self.model_loaded, model_path=self.model_path,
+            rolling_window_size=self.rolling_window_size, servers_tracked=len(windows),
+            last_prediction=self.last_prediction, started_at=self.started_at,
+            warmup_complete=records >= WARMUP_MIN_RECORDS, window_records=records,
+            servers_ready=len(windows.ready(min_history_steps)),
         )
+
+
+    def render(self, windows: FleetWindows, min_history_steps: int) -> str:
+        report = self.report(windows, min_history_steps)
+        return json.dumps({**attrs.asdict(report, recurse=False), "last_prediction": wire_time(report.last_prediction)})
+
+@attrs.frozen
+class StatusReport:
+    """The published status at one moment; its fields, in this order, are the keys of the status body."""
+
+    process: dict[str, object] | None
+    model_loaded: bool
+    model_path: str | None
+    rolling_window_size: int
+    servers_tracked: int
+    last_prediction: datetime | None
+    started_at: float
+    warmup_complete: bool
+    window_records: int
+    servers_ready: int
 
 
 class Engine:

@@ -9,9 +9,11 @@ above 50 % per horizon (see FleetSummary for what each one means).
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime
 
+import attrs
 import orjson
 
 from argus.domain.alerts import ActiveAlert, AlertLevel
@@ -20,6 +22,7 @@ from argus.domain.ingestion import WARMUP_MIN_RECORDS
 from argus.domain.metrics import FIELD_INDEX, MetricsWindow, wire_time
 from argus.domain.partitions import PARTITIONS, body_key, partition_of
 from argus.domain.risk import FleetSummary, RiskAssessment, current_values, format_duration
+from argus.domain.services import StatusReport
 from argus.domain.ticks import TickResult
 
 OTHER_TARGETS = ("swap_pct", "iowait_pct", "disk_pct", "load")
@@ -207,3 +210,11 @@ def _alert_time_to_issue(alert: ActiveAlert) -> str | None:
     if alert.time_to_issue_minutes is not None:
         return format_duration(alert.time_to_issue_minutes)
     return "now" if alert.level is AlertLevel.CRITICAL and " now" in alert.message else None
+
+
+def render_status(report: StatusReport) -> str:
+    """Return the published status body: the report's fields in order, ``last_prediction`` on the wire.
+
+    ``json.dumps`` (not orjson) keeps the bytes the engine has always published.
+    """
+    return json.dumps({**attrs.asdict(report, recurse=False), "last_prediction": wire_time(report.last_prediction)})

@@ -49,7 +49,7 @@ def ticked(api, explain_container, fixed):
 @pytest.fixture
 def answering(ticked):
     """The engine answering requests on a thread, as its loop does between ticks."""
-    with EngineThread(ticked.router.handle_pending):
+    with EngineThread(ticked.parts.router.handle_pending):
         yield ticked
 
 

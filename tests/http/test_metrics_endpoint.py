@@ -210,7 +210,7 @@ def test_a_failing_tick_callback_costs_nothing(client, container, fixed):
     for step in range(12):
         assert client.simulate_post("/feed/data", json={"records": [wire_record("ppdb001", step)]}).status_code == 200
     engine = container.engine()
-    engine.on_tick = broken
+    engine.parts.on_tick = broken
     engine.start()
     assert engine.tick() is not None
     assert client.simulate_get("/predictions/current").json["predictions"]["ppdb001"]["risk_score"] >= 0

@@ -17,12 +17,14 @@ import numpy as np
 import pytest
 from dependency_injector import providers
 
+from argus.adapters.http.snapshots import render_status
 from argus.adapters.sql.channel import SqlEngineChannel
 from argus.domain.channel import EngineClient, RequestRouter
 from argus.domain.metrics import FIELD_INDEX, Record, wire_time
 from argus.domain.partitions import Ownership
 from argus.domain.profiles import ProfileResolver
-from argus.domain.services import MID_TICK_KINDS, Engine, EngineStatus, WindowKeeper
+from argus.domain.schedule import TickScheduler
+from argus.domain.services import MID_TICK_KINDS, Engine, EngineParts, EngineStatus, WindowKeeper
 from argus.domain.sharding import OwnedRequests
 from argus.domain.ticks import Predictor
 from argus.entrypoints.container import Container
@@ -64,7 +66,8 @@ def _slow_engine(sql_store, clock: Clock) -> tuple[Engine, SlowChunkedForecaster
     forecaster = SlowChunkedForecaster(ppdb001={"mem_pct": np.linspace(60, 97, 96)})
     channel = SqlEngineChannel(sql_store.engine)
     engine = Engine(WindowKeeper(sql_store, capacity=288, clock=clock), sql_store, EngineStatus(clock(), 288),
-                    predictor=Predictor(forecaster, ProfileResolver()), tick_log=sql_store, clock=clock)
+                    render_status, EngineParts(predictor=Predictor(forecaster, ProfileResolver()), tick_log=sql_store),
+                    TickScheduler(clock=clock))
 
     def explain(payload):  # what the engine would explain: the last tick's assessment of the server
         result = engine.last_result
@@ -72,7 +75,7 @@ def _slow_engine(sql_store, clock: Clock) -> tuple[Engine, SlowChunkedForecaster
         return {"tick_at": result.at.isoformat(), "risk_score": assessment.score}
 
     reloads = []
-    engine.router = RequestRouter(channel, {"explain": explain, "reload_model": lambda p: reloads.append(p) or {}})
+    engine.parts.router = RequestRouter(channel, {"explain": explain, "reload_model": lambda p: reloads.append(p) or {}})
     for step in range(24):
         sql_store.write_batch([make_record(name, step, mem_used_pct=50.0 + step) for name in SERVERS])
     engine.start()
@@ -98,7 +101,7 @@ def _tick_twice(sql_store, interleave: bool):
         seen["status"] = sql_store.read_published("status").body
 
     handled_mid_tick: list[int] = []  # engine side: requests answered by each call inside the tick
-    handle_pending = engine.router.handle_pending
+    handle_pending = engine.parts.router.handle_pending
 
     def counting(*args, **kwargs) -> int:
         handled = handle_pending(*args, **kwargs)
@@ -109,11 +112,11 @@ def _tick_twice(sql_store, interleave: bool):
     if interleave:
         thread.start()
     seen["tick_started_at"] = time.time()
-    engine.router.handle_pending = counting
+    engine.parts.router.handle_pending = counting
     try:
         second = engine.tick()
     finally:
-        engine.router.handle_pending = handle_pending
+        engine.parts.router.handle_pending = handle_pending
     seen["handled_mid_tick"] = handled_mid_tick
     ended_at = time.perf_counter()
     if interleave:
@@ -134,7 +137,7 @@ def test_an_explanation_issued_mid_tick_is_answered_before_the_tick_ends_of_the_
     assert json.loads(seen["status"])["last_prediction"] == wire_time(first.at)
     # a model reload would change the forecaster under the tick: it waits for the tick's end
     assert channel.state(seen["reload"]).status == "pending"
-    engine.router.handle_pending()
+    engine.parts.router.handle_pending()
     assert channel.state(seen["reload"]).status == "done"
 
 
@@ -186,7 +189,7 @@ def _blend_run(settings, model_dir, interleave: bool):
         engine.tick()
         store.write_batch([r for r in records if r.timestamp == last])
         engine.keeper.poll()
-        engine.clock = lambda: TICK_AT[1]
+        engine.schedule.clock = lambda: TICK_AT[1]
         channel = container.channel()
         request: list[int] = []
         chunk = blend._blend_chunk
@@ -205,7 +208,7 @@ def _blend_run(settings, model_dir, interleave: bool):
         else:
             first = engine.keeper.windows.ready(blend.min_history_steps)[0].server_name
             request.append(channel.submit("explain", {"server_name": first}, time.time() + 60))
-            engine.router.handle_pending()
+            engine.parts.router.handle_pending()
         second = engine.tick()
         assert not interleave or done_before_last_chunk[-1]
         state = channel.state(request[0])
@@ -231,7 +234,7 @@ def _leaking(records: list[Record], server: str) -> list[Record]:
 
 def engine_of(container: Container) -> Engine:
     engine = container.engine()
-    engine.clock = lambda: TICK_AT[0]
+    engine.schedule.clock = lambda: TICK_AT[0]
     return engine
 
 

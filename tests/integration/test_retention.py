@@ -6,8 +6,10 @@ import pytest
 import sqlalchemy as sa
 from dependency_injector import providers
 
+from argus.adapters.http.snapshots import render_status
 from argus.adapters.sql import store as store_module
 from argus.adapters.sql import tables as t
+from argus.domain.schedule import TickScheduler
 from argus.domain.services import Engine, EngineStatus, RecordsRetention, WindowKeeper
 from argus.entrypoints.container import Container
 from argus.testing import BASE_TIME, make_record
@@ -104,8 +106,8 @@ def test_the_engine_purges_records_as_housekeeping_without_losing_its_windows(sq
     now = [T0 + 35 * DAY + 10 * 300]
     chore = RecordsRetention(sql_store, retention_days=35, batch_size=4, clock=lambda: now[0])
     engine = Engine(WindowKeeper(sql_store, capacity=2880, clock=lambda: now[0]), sql_store,
-                    EngineStatus(started_at=0.0, rolling_window_size=2880), housekeeping=[(0.0, chore)],
-                    clock=lambda: now[0])
+                    EngineStatus(started_at=0.0, rolling_window_size=2880), render_status,
+                    schedule=TickScheduler(housekeeping=[(0.0, chore)], clock=lambda: now[0]))
     engine.start()
     assert engine.keeper.windows.total_records() == 24
     engine.step()
@@ -123,7 +125,7 @@ def test_the_engine_process_runs_the_purge_with_the_configured_retention(setting
     container = Container()
     container.settings.override(providers.Object(attrs.evolve(settings, records_retention_days=days)))
     try:
-        chores = [entry[1] for entry in container.engine().housekeeping]
+        chores = [chore.task for chore in container.engine().schedule.housekeeping]
     finally:
         container.shutdown_resources()
     (sweep,) = [task for task in chores if isinstance(task, RecordsRetention)]

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from argus.adapters.http.merged import ShardedPublished
-from argus.adapters.http.snapshots import render_partitions, render_predictions
+from argus.adapters.http.snapshots import render_partitions, render_predictions, render_status
 from argus.adapters.sql import tables as t
 from argus.adapters.sql.leases import SqlPartitionLeases
 from argus.adapters.sql.shards import SqlShardPublisher, SqlShardReader
@@ -20,7 +20,7 @@ from argus.domain.errors import ConfigurationError
 from argus.domain.metrics import FleetWindows
 from argus.domain.partitions import Ownership
 from argus.domain.profiles import ProfileResolver
-from argus.domain.services import Engine, EngineStatus, WindowKeeper
+from argus.domain.services import Engine, EngineParts, EngineStatus, WindowKeeper
 from argus.domain.sharding import OwnedFeed, OwnedRequests, PartitionedEngine
 from argus.domain.ticks import Predictor
 from argus.entrypoints.container import make_leader_lock
@@ -53,8 +53,9 @@ class Sharded:
         feed = OwnedFeed(store, self.ownership, store.server_names, self.publisher.histories_of)
         engine = Engine(WindowKeeper(feed, capacity=288), published=self.publisher,
                         status=EngineStatus(started_at=clock(), rolling_window_size=288, model_loaded=True),
-                        predictor=Predictor(_forecaster(), ProfileResolver()), tick_log=self.publisher,
-                        render=render_partitions)
+                        render_status=render_status,
+                        parts=EngineParts(predictor=Predictor(_forecaster(), ProfileResolver()),
+                                          tick_log=self.publisher, render=render_partitions))
         self.loop = PartitionedEngine(engine, self.ownership, lambda: self.held, feed,
                                       self.publisher.active_alerts_in)
         self.engine = engine

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from argus.adapters.http.snapshots import render_status
 from argus.domain.services import Engine, EngineStatus, WindowKeeper
 from argus.testing import InMemoryMetricsStore, make_record
 
@@ -61,7 +62,8 @@ def test_a_batch_that_never_appears_is_skipped_after_the_timeout():
 def test_engine_publishes_status_with_servers_and_warmup():
     store = InMemoryMetricsStore()
     store.write_batch([make_record(f"s{i}", step) for i in range(10) for step in range(12)])
-    engine = Engine(WindowKeeper(store, capacity=2880), store, EngineStatus(started_at=0.0, rolling_window_size=2880))
+    engine = Engine(WindowKeeper(store, capacity=2880), store, EngineStatus(started_at=0.0, rolling_window_size=2880),
+                    render_status)
     engine.start()
     status = json.loads(store.read_published("status").body)
     assert status["servers_tracked"] == 10

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -13,7 +12,8 @@ import attrs
 
 from argus.domain.channel import RequestRouter
 from argus.domain.ingestion import WARMUP_MIN_RECORDS
-from argus.domain.metrics import FleetWindows, wire_time
+from argus.domain.metrics import FleetWindows
+from argus.domain.schedule import TickScheduler
 from argus.domain.ticks import Predictor, TickResult, takes_between_chunks
 
 if TYPE_CHECKING:  # the domain names ports only for the type checker (see tests/test_architecture.py)
@@ -132,9 +132,6 @@ class EngineStatus:
         )
 
 
-    def render(self, windows: FleetWindows, min_history_steps: int) -> str:
-        report = self.report(windows, min_history_steps)
-        return json.dumps({**attrs.asdict(report, recurse=False), "last_prediction": wire_time(report.last_prediction)})
 
 @attrs.frozen
 class StatusReport:
@@ -152,54 +149,52 @@ class StatusReport:
     servers_ready: int
 
 
+#: Renders a tick's bodies: called with the result, and ``between_chunks=`` when it takes that argument.
+TickRender = Callable[..., Mapping[str, str]]
+
+
+@attrs.define
+class EngineParts:
+    """What the engine works with besides its windows and status; a part left None is not done."""
+
+    predictor: Predictor | None = None  # ticks, once a model is loaded
+    render: TickRender | None = None  # a tick's published bodies besides the status
+    tick_log: TickLog | None = None  # records a tick with its bodies in one transaction (else they are published)
+    dispatcher: AlertDispatch | None = None  # alert events and resends go to the sinks
+    router: RequestRouter | None = None  # requests from web workers (explanations, model reloads, training)
+    on_tick: Callable[[float], object] | None = None  # told each tick's wall time in seconds (/metrics)
+
+
 class Engine:
-    """The engine's loop body: follow ingestion, tick the model over the fleet, publish and record."""
+    """The engine's loop body: follow ingestion, tick the model over the fleet, publish and record.
+
+    ``render_status`` turns the status report into its published body (an adapter's renderer);
+    ``min_history_steps`` counts servers as ready while no model is loaded to say otherwise.
+    """
 
     def __init__(
         self,
         keeper: WindowKeeper,
         published: PublishedResults,
         status: EngineStatus,
-        predictor: Predictor | None = None,
-        tick_log: TickLog | None = None,
-        render: Callable[..., Mapping[str, str]] | None = None,  # (result) or (result, between_chunks=...)
-        dispatcher: AlertDispatch | None = None,
-        router: RequestRouter | None = None,
-        housekeeping: Sequence[tuple[float, Callable[[], object]]] = (),
+        render_status: Callable[[StatusReport], str],
+        parts: EngineParts | None = None,
+        schedule: TickScheduler | None = None,
         min_history_steps: int = 12,
-        min_tick_interval_s: float = 2.0,
-        mid_tick_kinds: Collection[str] = MID_TICK_KINDS,
-        mid_tick_budget_s: float = 1.0,
-        heartbeat_s: float = 2.0,
-        resend_every_s: float = 60.0,
-        clock: Callable[[], float] = time.time,
-        on_tick: Callable[[float], object] | None = None,
     ) -> None:
         self.keeper = keeper
         self.published = published
         self.status = status
-        self.predictor = predictor
-        self.tick_log = tick_log
-        self.render = render
-        self.dispatcher = dispatcher
-        self.router = router
-        self.housekeeping = [(interval, task, [-float("inf")]) for interval, task in housekeeping]
+        self.render_status = render_status
+        self.parts = parts or EngineParts()
+        self.schedule = schedule or TickScheduler()
         self._default_min_history = min_history_steps
-        self.min_tick_interval_s = min_tick_interval_s
-        self.mid_tick_kinds = frozenset(mid_tick_kinds)
-        self.mid_tick_budget_s = mid_tick_budget_s
-        self.heartbeat_s = heartbeat_s
-        self.resend_every_s = resend_every_s
-        self.clock = clock
-        self.on_tick = on_tick  # told each tick's wall time in seconds (the /metrics tick histogram)
-        self._last_publish = -float("inf")
-        self._last_tick = -float("inf")
-        self._last_tick_end = -float("inf")
-        self._last_tick_duration = 0.0
-        self._last_resend = -float("inf")
-        self._pending = False
         self.last_result: TickResult | None = None
-        self._forecaster_seen = predictor.forecaster if predictor is not None else None
+        self._forecaster_seen = self.predictor.forecaster if self.predictor is not None else None
+
+    @property
+    def predictor(self) -> Predictor | None:
+        return self.parts.predictor
 
     @property
     def has_model(self) -> bool:
@@ -211,14 +206,6 @@ class Engine:
         forecaster = self.predictor.forecaster if self.predictor is not None else None
         return forecaster.min_history_steps if forecaster is not None else self._default_min_history
 
-    def _tick_due(self) -> bool:
-        """Ticks start at least ``min_tick_interval_s`` apart, and leave at least as much time as the
-        last one took for everything else (requests such as explanations, ingestion, the heartbeat):
-        a big fleet whose tick takes 10 s ticks every 20 s instead of starving the rest."""
-        now = self.clock()
-        return (now - self._last_tick >= self.min_tick_interval_s
-                and now - self._last_tick_end >= self._last_tick_duration)
-
     def _notice_model_swap(self) -> None:
         forecaster = self.predictor.forecaster if self.predictor is not None else None
         if forecaster is not self._forecaster_seen:
@@ -227,86 +214,76 @@ class Engine:
             self.publish_status()
 
     def request_tick(self) -> None:
-        """Tick as soon as allowed (after a model swap, say), even without new data."""
-        self._pending = self.has_model
+        """Tick as soon as allowed (after a model swap, say), even without new data; without a model, don't."""
+        self.schedule.pending = self.has_model
 
     def start(self) -> None:
         loaded = self.keeper.rebuild()
         log.info("engine rebuilt %d windows holding %d records", len(self.keeper.windows), loaded)
-        if self.predictor is not None and self.tick_log is not None:
-            self.predictor.tracker.restore(self.tick_log.active_alerts())
-        self._pending = self.has_model
+        if self.predictor is not None and self.parts.tick_log is not None:
+            self.predictor.tracker.restore(self.parts.tick_log.active_alerts())
+        self.request_tick()
         self.publish_status()
 
     def step(self) -> int:
         """Answer requests; apply new records; tick when new data arrived (coalesced); heartbeat."""
-        if self.router is not None:
-            self.router.handle_pending()
+        if self.parts.router is not None:
+            self.parts.router.handle_pending()
         self._notice_model_swap()
         placed = self.keeper.poll()
-        self._pending = self._pending or (placed > 0 and self.has_model)
-        if self._pending and self._tick_due():
+        if placed > 0 and self.has_model:
+            self.schedule.request_tick()
+        if self.schedule.tick_due():
             self.tick()
-        elif placed or self.clock() - self._last_publish >= self.heartbeat_s:
+        elif placed or self.schedule.heartbeat_due():
             self.publish_status()
         self._maybe_resend()
-        self._housekeep()
+        self.schedule.run_housekeeping()
         return placed
-
-    def _housekeep(self) -> None:
-        now = self.clock()
-        for interval, task, last in self.housekeeping:
-            if now - last[0] >= interval:
-                last[0] = now
-                try:
-                    task()
-                except Exception:  # noqa: BLE001 - housekeeping never stops the engine
-                    log.exception("housekeeping task %r failed", task)
 
     def tick(self) -> TickResult | None:
         """Run one inference tick now, record and publish it in one transaction, then notify sinks."""
         predictor = self.predictor
         if predictor is None or not self.has_model:
             return None
-        self._pending = False
-        self._last_tick = self.clock()
-        at = datetime.fromtimestamp(self._last_tick, tz=UTC)
+        at = datetime.fromtimestamp(self.schedule.tick_started(), tz=UTC)
         result = predictor.tick(self.keeper.windows, at, between_chunks=self.answer_mid_tick)
         self.answer_mid_tick()  # scoring is done; rendering (and precomputed explanations) may take a while
-        if self.render is None:
-            bodies = {}
-        elif takes_between_chunks(self.render):  # explanations precomputed in parts: requests answered between
-            bodies = dict(self.render(result, between_chunks=self.answer_mid_tick))
-        else:
-            bodies = dict(self.render(result))
+        bodies = self._render(result)
         self.status.last_prediction = at  # after render: heartbeats inside the tick name the published tick
-        bodies["status"] = self.status.render(self.keeper.windows, self.min_history_steps)
-        if self.tick_log is not None:
-            self.tick_log.record_tick(result, bodies)
+        bodies["status"] = self._status_body()
+        if self.parts.tick_log is not None:
+            self.parts.tick_log.record_tick(result, bodies)
         else:
             self.published.publish(bodies)
-        self._last_publish = self._last_tick_end = self.clock()
-        self._last_tick_duration = self._last_tick_end - self._last_tick
-        self._report_tick(self._last_tick_duration)
-        if self.dispatcher is not None and result.events:
-            self.dispatcher.dispatch(result.events)
+        self._report_tick(self.schedule.tick_finished())
+        if self.parts.dispatcher is not None and result.events:
+            self.parts.dispatcher.dispatch(result.events)
         self.last_result = result
         log.info("tick: %d servers in %.2fs (%d warming up), %d alert events, model %s",
                  len(result.assessments), result.duration_s, result.servers_warming_up, len(result.events),
                  result.model_name)
         return result
 
+    def _render(self, result: TickResult) -> dict[str, str]:
+        render = self.parts.render
+        if render is None:
+            return {}
+        if takes_between_chunks(render):  # explanations precomputed in parts: requests answered between
+            return dict(render(result, between_chunks=self.answer_mid_tick))
+        return dict(render(result))
+
     def _report_tick(self, duration_s: float) -> None:
-        if self.on_tick is None:
+        if self.parts.on_tick is None:
             return
         try:
-            self.on_tick(duration_s)
+            self.parts.on_tick(duration_s)
         except Exception:  # noqa: BLE001 - telemetry never costs a tick
             log.exception("reporting the tick's duration failed")
 
     def answer_mid_tick(self) -> None:
         """Inside a tick (between forecast chunks, between precomputed explanations): answer pending
-        ``mid_tick_kinds`` requests for ``mid_tick_budget_s``, and keep the heartbeat fresh.
+        ``MID_TICK_KINDS`` requests for ``mid_tick_budget_s``, and keep the heartbeat fresh.
 
         An explanation answered here is of the last published tick, as it would be a moment before
         this tick began: the windows are not polled inside a tick and the explain service keeps the
@@ -315,24 +292,26 @@ class Engine:
         would otherwise read as a dead engine, and workers answer 503 without asking it.
         """
         try:
-            if self.router is not None and self.mid_tick_kinds:
-                self.router.handle_pending(budget_s=self.mid_tick_budget_s, kinds=self.mid_tick_kinds)
-            if self.clock() - self._last_publish >= self.heartbeat_s:
+            if self.parts.router is not None:
+                self.parts.router.handle_pending(budget_s=self.schedule.timing.mid_tick_budget_s, kinds=MID_TICK_KINDS)
+            if self.schedule.heartbeat_due():
                 self.publish_status()
         except Exception:  # noqa: BLE001 - never costs the tick (the database may be away for a moment)
             log.exception("answering requests inside the tick failed")
 
     def publish_status(self) -> None:
-        self.published.publish({"status": self.status.render(self.keeper.windows, self.min_history_steps)})
-        self._last_publish = self.clock()
+        self.published.publish({"status": self._status_body()})
+        self.schedule.published()
+
+    def _status_body(self) -> str:
+        return self.render_status(self.status.report(self.keeper.windows, self.min_history_steps))
 
     def _maybe_resend(self) -> None:
-        if self.dispatcher is None or self.predictor is None or not self.has_model:
+        if self.parts.dispatcher is None or self.predictor is None or not self.has_model:
             return
-        if self.clock() - self._last_resend >= self.resend_every_s:
-            self._last_resend = self.clock()
+        if self.schedule.claim_resend():
             # Also when empty: sinks such as Alertmanager end what is no longer active.
-            self.dispatcher.resend(self.predictor.tracker.active())
+            self.parts.dispatcher.resend(self.predictor.tracker.active())
 
 
 class RecordsRetention:

@@ -18,7 +18,7 @@ from argus.adapters.http.merged import ShardedPublished
 from argus.adapters.http.otlp import OtlpMetricsResource
 from argus.adapters.http.ratelimit import RateLimiter
 from argus.adapters.http.remote_write import RemoteWriteResource
-from argus.adapters.http.snapshots import render_partitions, render_tick
+from argus.adapters.http.snapshots import render_partitions, render_status, render_tick
 from argus.adapters.liveness import this_process
 from argus.adapters.sql.channel import SqlEngineChannel
 from argus.adapters.sql.database import LeaderLock, create_db_engine, migrate
@@ -40,7 +40,8 @@ from argus.domain.ingestion import AcceptedTimes
 from argus.domain.partitions import Ownership
 from argus.domain.profiles import ProfileResolver
 from argus.domain.rollup import RollupPolicy
-from argus.domain.services import Engine, EngineStatus, RecordsRetention, WindowKeeper
+from argus.domain.schedule import TickScheduler, TickTiming
+from argus.domain.services import Engine, EngineParts, EngineStatus, RecordsRetention, WindowKeeper
 from argus.domain.sharding import OwnedFeed, OwnedRequests, PartitionedEngine
 from argus.domain.ticks import Predictor
 from argus.entrypoints.keys import require_api_key
@@ -298,17 +299,24 @@ class Container(containers.DeclarativeContainer):
         keeper=window_keeper,
         published=engine_results,
         status=engine_status,
-        predictor=predictor,
-        tick_log=engine_results,
-        render=providers.Callable(with_explanations, render=engine_render, service=explain_service),
-        dispatcher=alert_dispatcher,
-        router=request_router,
-        housekeeping=providers.Callable(make_housekeeping, channel=channel, history_sweep=history_sweep,
-                                        manager=model_manager, supervisor=training_supervisor,
-                                        records_sweep=records_sweep, telemetry=engine_telemetry,
-                                        step_closer=step_closer),
-        min_tick_interval_s=settings.provided.tick_interval_s,
-        on_tick=engine_telemetry.provided.tick_finished,
+        render_status=providers.Object(render_status),
+        parts=providers.Factory(
+            EngineParts,
+            predictor=predictor,
+            render=providers.Callable(with_explanations, render=engine_render, service=explain_service),
+            tick_log=engine_results,
+            dispatcher=alert_dispatcher,
+            router=request_router,
+            on_tick=engine_telemetry.provided.tick_finished,
+        ),
+        schedule=providers.Factory(
+            TickScheduler,
+            timing=providers.Factory(TickTiming, min_tick_interval_s=settings.provided.tick_interval_s),
+            housekeeping=providers.Callable(make_housekeeping, channel=channel, history_sweep=history_sweep,
+                                            manager=model_manager, supervisor=training_supervisor,
+                                            records_sweep=records_sweep, telemetry=engine_telemetry,
+                                            step_closer=step_closer),
+        ),
     )
     partitioned_engine = providers.Factory(
         PartitionedEngine, engine=engine, ownership=ownership, held=lease_renewer.provided.held, feed=owned_feed,

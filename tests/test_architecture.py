@@ -3,7 +3,7 @@
 Which way imports point (the direction settled for issue 15):
 
 * ``domain`` imports the standard library, attrs, numpy and itself: no framework, no adapter, no
-  plugin, no entry point. It names ``argus.ports`` only under ``if TYPE_CHECKING:`` (to annotate a
+  plugin, no entry point, and no JSON library (bodies are rendered by adapters from plain values). It names ``argus.ports`` only under ``if TYPE_CHECKING:`` (to annotate a
   collaborator with its port), so at run time the domain never imports a port.
 * ``ports`` are Protocols over domain types: they import the domain (at package level, freely),
   never a framework, an adapter, a plugin or an entry point.
@@ -25,6 +25,8 @@ FORBIDDEN = {
     "dependency_injector", "alembic", "limits", "redis", "orjson", "click", "cattrs", "pluggy",
 }
 INSIDE_FORBIDDEN_ARGUS = ("argus.adapters", "argus.entrypoints", "argus.plugins")
+#: The domain hands plain values to adapters, which write the wire format (orjson is already in FORBIDDEN).
+DOMAIN_ONLY_FORBIDDEN = {"json"}
 
 
 def _imports(path: Path, *, runtime_only: bool = False) -> list[str]:
@@ -59,6 +61,7 @@ def inside_violations(layer: str, names: list[str], runtime_names: list[str]) ->
     """What breaks the rule for one module of ``layer`` ("domain" or "ports")."""
     bad = [n for n in names if n.split(".")[0] in FORBIDDEN or n.startswith(INSIDE_FORBIDDEN_ARGUS)]
     if layer == "domain":
+        bad += [n for n in names if n.split(".")[0] in DOMAIN_ONLY_FORBIDDEN]
         bad += [n for n in runtime_names if n.startswith("argus.ports")]
     return bad
 
@@ -159,3 +162,9 @@ def test_every_sql_module_names_its_port_or_says_it_is_adapter_internal():
                and not any(word in (ast.get_docstring(ast.parse(p.read_text())) or "")
                            for word in ("Port: ", "Adapter-internal"))]
     assert unnamed == [], f"say 'Port: ...' or 'Adapter-internal' in the docstring of {unnamed}"
+
+
+def test_the_domain_renders_no_json_but_ports_and_adapters_may():
+    names = imported_names("import json\nfrom json import dumps\nimport orjson\n")
+    assert inside_violations("domain", names, names) == ["orjson", "json", "json"]
+    assert inside_violations("ports", ["json"], ["json"]) == []

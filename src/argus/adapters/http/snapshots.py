@@ -9,11 +9,13 @@ above 50 % per horizon (see FleetSummary for what each one means).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from datetime import datetime
 
 import attrs
+import numpy as np
 import orjson
 
 from argus.domain.alerts import ActiveAlert, AlertLevel
@@ -154,7 +156,7 @@ def _forecast(forecast: Forecast | None) -> dict:
     body = {
         "cpu_pct": _rounded(forecast.p50("cpu_pct")),
         "mem_pct": _rounded(forecast.p50("mem_pct")),
-        "timestamps": [wire_time(int(ts)) for ts in forecast.timestamps],
+        "timestamps": [_wire_epoch(ts) for ts in forecast.timestamps.tolist()],
         "bands": {
             target: {"p10": _rounded(forecast.quantile(target, 0.1)), "p90": _rounded(forecast.quantile(target, 0.9))}
             for target in ("cpu_pct", "mem_pct")
@@ -166,8 +168,19 @@ def _forecast(forecast: Forecast | None) -> dict:
     return body
 
 
-def _rounded(values) -> list[float]:
-    return [round(float(v), 1) if math.isfinite(v) else None for v in values]
+def _rounded(values) -> list[float | None]:
+    """Values to one decimal, None where not finite: in numpy, as 1,000 servers' paths are ~1 M numbers a tick."""
+    rounded = np.round(np.asarray(values, dtype=np.float64), 1)
+    finite = np.isfinite(rounded)
+    if finite.all():
+        return rounded.tolist()
+    return [v if ok else None for v, ok in zip(rounded.tolist(), finite.tolist(), strict=True)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _wire_epoch(epoch_s: int) -> str | None:
+    """``wire_time`` of an epoch second, cached: every server's forecast of a tick has (nearly) the same steps."""
+    return wire_time(int(epoch_s))
 
 
 def _time_to_issue(assessment: RiskAssessment) -> str | None:

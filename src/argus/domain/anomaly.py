@@ -14,11 +14,12 @@ import attrs
 import numpy as np
 
 from argus.domain.forecast import TARGETS, Forecast
+from argus.domain.metric_table import METRICS
 from argus.domain.metrics import MetricsWindow
 from argus.domain.risk import metric_matrix
 
 #: Narrowest band width counted, so a constant series' zero-width band does not divide by zero.
-MIN_BAND_WIDTH = {"cpu_pct": 1.0, "mem_pct": 1.0, "swap_pct": 1.0, "iowait_pct": 1.0, "disk_pct": 1.0, "load": 0.1}
+MIN_BAND_WIDTH = {key: METRICS[key].min_band_width for key in TARGETS}
 KEPT_STEPS = 12  # steps of each forecast kept: observations are compared within the hour after it
 
 

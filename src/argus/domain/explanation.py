@@ -21,8 +21,10 @@ from typing import Any
 import attrs
 import numpy as np
 
+from argus.domain import actions
 from argus.domain.errors import ArgusError
 from argus.domain.forecast import TARGET_FIELDS, TARGETS, Forecast
+from argus.domain.metric_table import METRICS, MetricTable, RiskMetric
 from argus.domain.metrics import FIELD_INDEX, STEP_SECONDS, MetricsWindow, missing_fields
 from argus.domain.profiles import Limits, ServerProfile
 from argus.domain.risk import STEPS_8H, RiskAssessment
@@ -35,8 +37,8 @@ COVARIATE_FIELDS: tuple[str, ...] = (
 FEATURE_FIELDS: Mapping[str, str] = {**TARGET_FIELDS, **{field: field for field in COVARIATE_FIELDS}}
 FEATURES: tuple[str, ...] = tuple(FEATURE_FIELDS)
 FEATURE_LABELS: Mapping[str, str] = {
-    "cpu_pct": "CPU", "mem_pct": "memory", "swap_pct": "swap", "iowait_pct": "I/O wait", "disk_pct": "disk usage",
-    "load": "load", "cpu_user_pct": "user CPU", "cpu_sys_pct": "system CPU", "java_cpu_pct": "Java CPU",
+    **{target: METRICS[target].label for target in TARGETS},
+    "cpu_user_pct": "user CPU", "cpu_sys_pct": "system CPU", "java_cpu_pct": "Java CPU",
     "net_in_mb_s": "inbound network", "net_out_mb_s": "outbound network",
     "back_close_wait": "backend CLOSE_WAIT", "front_close_wait": "frontend CLOSE_WAIT",
 }
@@ -48,10 +50,10 @@ MODEL_VARIABLES: Mapping[str, str] = {
     "back_cw_obs": "back_close_wait", "front_cw_obs": "front_close_wait",
 }
 #: Record fields a feature stands for, when grading against labelled ``metrics_involved``
-#: (cpu_pct = 100 − idle is the sum of user, system and iowait time).
+#: (a target's related fields too: cpu_pct = 100 − idle is the sum of user, system and iowait time).
 FEATURE_RECORD_FIELDS: Mapping[str, tuple[str, ...]] = {
     **{f: (field,) for f, field in FEATURE_FIELDS.items()},
-    "cpu_pct": ("cpu_idle_pct", "cpu_user_pct", "cpu_sys_pct"),
+    **{target: (*METRICS[target].fields, *METRICS[target].related_fields) for target in TARGETS},
 }
 
 
@@ -68,7 +70,7 @@ class ServerNotReadyError(ArgusError):
 def feature_series(values: np.ndarray, feature: str) -> np.ndarray:
     """Return ``feature`` in natural units from record rows aligned with METRIC_FIELDS."""
     column = values[:, FIELD_INDEX[FEATURE_FIELDS[feature]]].astype(np.float64)
-    return 100.0 - column if feature == "cpu_pct" else column
+    return METRICS[feature].derive(column) if feature in TARGETS else column
 
 
 def mask_features(values: np.ndarray, masked: Sequence[str], encoder_rows: slice) -> np.ndarray:
@@ -295,7 +297,7 @@ def _fmt(value: float, feature: str) -> str:
 
 # -- counterfactuals -------------------------------------------------------------------------------
 
-EFFECT_STEPS = 12  # a scenario rewrites the last hour: "as if the operator had acted an hour ago"
+EFFECT_STEPS = actions.EFFECT_STEPS  # a scenario rewrites the last hour: "as if the operator had acted an hour ago"
 
 
 @attrs.frozen
@@ -312,116 +314,62 @@ class Scenario:
     def recommendation(self, profile: str) -> str:
         return self.recommendations.get(profile, self.recommendations["default"])
 
-
-def _scale(fields: Sequence[str], factor: float) -> Callable[[np.ndarray], np.ndarray]:
-    def apply(values: np.ndarray) -> np.ndarray:
-        out = values.copy()
-        for field in fields:
-            out[-EFFECT_STEPS:, FIELD_INDEX[field]] *= factor
-        return out
-    return apply
-
-
-def _shed_cpu(values: np.ndarray) -> np.ndarray:
-    out = _scale(("cpu_user_pct", "cpu_sys_pct", "java_cpu_pct", "load_average"), 0.7)(values)
-    tail = out[-EFFECT_STEPS:]
-    busy = 100.0 - values[-EFFECT_STEPS:, FIELD_INDEX["cpu_idle_pct"]]
-    tail[:, FIELD_INDEX["cpu_idle_pct"]] = 100.0 - 0.7 * busy
-    return out
+    @classmethod
+    def advised_for(cls, metric: RiskMetric) -> Scenario | None:
+        """The scenario of the metric's own advice (None without), acting on the features that stand for it."""
+        advice = metric.advice
+        if advice is None:
+            return None
+        return cls(advice.id, advice.label, frozenset(metric.explained_by), advice.changes, advice.apply,
+                   advice.recommendations)
 
 
-def _less_iowait(values: np.ndarray) -> np.ndarray:
-    out = values.copy()
-    tail = out[-EFFECT_STEPS:]
-    saved = 0.5 * tail[:, FIELD_INDEX["cpu_iowait_pct"]]
-    tail[:, FIELD_INDEX["cpu_iowait_pct"]] -= saved
-    tail[:, FIELD_INDEX["cpu_idle_pct"]] += saved
-    return out
-
-
-def _set(fields: Sequence[str], value: float) -> Callable[[np.ndarray], np.ndarray]:
-    """Set ``fields`` to ``value`` over the last hour, where they were measured (a missing one stays missing)."""
-    def apply(values: np.ndarray) -> np.ndarray:
-        out = values.copy()
-        for field in fields:
-            tail = out[-EFFECT_STEPS:, FIELD_INDEX[field]]
-            out[-EFFECT_STEPS:, FIELD_INDEX[field]] = np.where(np.isnan(tail), tail, value)
-        return out
-    return apply
-
-
-def _free_disk(values: np.ndarray) -> np.ndarray:
-    out = values.copy()
-    column = out[-EFFECT_STEPS:, FIELD_INDEX["disk_usage_pct"]]
-    out[-EFFECT_STEPS:, FIELD_INDEX["disk_usage_pct"]] = np.maximum(column - 10.0, 0.0)
-    return out
-
-
-def _restart(values: np.ndarray) -> np.ndarray:
-    """What a restart resets and the model can see; uptime_days is set to 0 too but is no model input."""
-    out = _set(("swap_used_pct", "back_close_wait", "front_close_wait", "uptime_days"), 0.0)(values)
-    day = values[-288:, FIELD_INDEX["mem_used_pct"]]
-    low = float(np.quantile(day, 0.05))
-    column = out[-EFFECT_STEPS:, FIELD_INDEX["mem_used_pct"]]
-    out[-EFFECT_STEPS:, FIELD_INDEX["mem_used_pct"]] = np.minimum(column, low)
-    return out
-
-
-SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("reduce_memory", "Reduce memory by 15%", frozenset({"mem_pct"}),
-             "mem_used_pct × 0.85 over the last hour", _scale(("mem_used_pct",), 0.85),
-             {"default": "Consider restarting memory-heavy processes",
-              "database": "Shrink the buffer pool or cache, or move reporting queries to a replica",
-              "ml_compute": "Lower the batch size or the number of concurrent jobs on this node",
-              "web_api": "Recycle the worker processes (max-requests) and check for a memory leak"}),
+#: Actions on several metrics, or on covariates only: no single row of the metric table owns them.
+SHARED_SCENARIOS: tuple[Scenario, ...] = (
     Scenario("shed_cpu", "Shed 30% of CPU load", frozenset({"cpu_pct", "load", "cpu_user_pct", "cpu_sys_pct",
                                                             "java_cpu_pct"}),
-             "CPU busy time (100 − idle), user, system and Java CPU and load × 0.7 over the last hour", _shed_cpu,
+             "CPU busy time (100 − idle), user, system and Java CPU and load × 0.7 over the last hour",
+             actions.shed_cpu,
              {"default": "Move or throttle CPU-heavy work on this server",
               "web_api": "Scale out: add an instance behind the load balancer",
               "ml_compute": "Lower job parallelism or move a job to another node",
               "etl": "Stagger the ingestion jobs or lower their concurrency"}),
-    Scenario("clear_swap", "Clear swap", frozenset({"swap_pct"}), "swap_used_pct = 0 over the last hour",
-             _set(("swap_used_pct",), 0.0),
-             {"default": "Free memory, then cycle swap (swapoff -a && swapon -a) in a quiet period"}),
     Scenario("restart", "Restart the service", frozenset({"mem_pct", "swap_pct", "back_close_wait",
                                                           "front_close_wait"}),
              "as after a restart an hour ago: swap and CLOSE_WAIT 0, memory no higher than its low of the last "
-             "day (5th percentile); uptime is not a model input, so it plays no part", _restart,
+             "day (5th percentile); uptime is not a model input, so it plays no part", actions.restart,
              {"default": "Schedule a restart of the service in a quiet period",
               "database": "Fail over to a replica, then restart the database",
               "web_api": "Do a rolling restart of the instances"}),
-    Scenario("reduce_iowait", "Halve I/O wait", frozenset({"iowait_pct"}),
-             "cpu_iowait_pct × 0.5 over the last hour (the time becomes idle)", _less_iowait,
-             {"default": "Find the processes waiting on disk (iotop) and move batch I/O off-peak",
-              "database": "Check for missing indexes and long scans; add IOPS to the volume"}),
-    Scenario("free_disk", "Free 10% of disk", frozenset({"disk_pct"}),
-             "disk_usage_pct − 10 points over the last hour", _free_disk,
-             {"default": "Rotate and compress logs, remove old artifacts",
-              "database": "Purge old partitions or archive tables; grow the volume"}),
-    Scenario("close_connections", "Close stale connections", frozenset({"back_close_wait", "front_close_wait"}),
-             "back_close_wait and front_close_wait = 0 over the last hour",
-             _set(("back_close_wait", "front_close_wait"), 0.0),
-             {"default": "Fix the client that leaves sockets in CLOSE_WAIT, or restart it",
-              "web_api": "Check the upstream connection pool's timeouts and keep-alive settings"}),
     Scenario("throttle_network", "Throttle network traffic by 30%", frozenset({"net_in_mb_s", "net_out_mb_s"}),
-             "net_in_mb_s and net_out_mb_s × 0.7 over the last hour", _scale(("net_in_mb_s", "net_out_mb_s"), 0.7),
+             "net_in_mb_s and net_out_mb_s × 0.7 over the last hour",
+             actions.scale(("net_in_mb_s", "net_out_mb_s"), 0.7),
              {"default": "Rate-limit or move bulk transfers off-peak"}),
 )
 
 
+def scenarios(table: MetricTable = METRICS) -> tuple[Scenario, ...]:
+    """Every scenario: each metric's own advice, in table order, then the shared ones."""
+    own = (Scenario.advised_for(metric) for metric in table)
+    return (*(scenario for scenario in own if scenario is not None), *SHARED_SCENARIOS)
+
+
+SCENARIOS: tuple[Scenario, ...] = scenarios()
+
+
 def relevant_scenarios(features: Sequence[str], driver: str | None = None,
-                       missing: Sequence[str] = ()) -> list[Scenario]:
+                       missing: Sequence[str] = (), table: MetricTable = METRICS) -> list[Scenario]:
     """The scenarios acting on one of ``features`` (the server's top features) or on its risk driver.
 
+    The driver counts through the features standing for it (close_wait: both CLOSE_WAIT counts).
     A feature in ``missing`` (the server's source lacks it) makes no scenario relevant, and a
     scenario acting only on missing features is never listed: it would change nothing real.
     """
-    wanted = set(features) | ({driver} if driver else set())
-    if driver == "close_wait":
-        wanted |= {"back_close_wait", "front_close_wait"}
+    wanted = set(features)
+    if driver:
+        wanted |= {driver, *(table[driver].explained_by if driver in table else ())}
     wanted -= set(missing)
-    return [s for s in SCENARIOS if s.features & wanted and s.features - set(missing)]
+    return [s for s in scenarios(table) if s.features & wanted and s.features - set(missing)]
 
 
 def impact_text(before: float, after: float) -> str:

@@ -8,20 +8,14 @@ import attrs
 import numpy as np
 
 from argus.domain.errors import ArgusError
+from argus.domain.metric_table import METRICS
 from argus.domain.metrics import STEP_SECONDS
 
-#: What the model forecasts, in natural units: cpu_pct = 100 - cpu_idle_pct, mem_pct = mem_used_pct,
-#: swap_pct = swap_used_pct, iowait_pct = cpu_iowait_pct, disk_pct = disk_usage_pct, load = load_average.
-TARGETS: tuple[str, ...] = ("cpu_pct", "mem_pct", "swap_pct", "iowait_pct", "disk_pct", "load")
+#: What the model forecasts, in natural units and in the model's output order: the metric table's
+#: forecast targets (cpu_pct = 100 - cpu_idle_pct, the others as recorded).
+TARGETS: tuple[str, ...] = METRICS.targets
 #: Which record field each target is read from (cpu_pct is derived from the idle share).
-TARGET_FIELDS: Mapping[str, str] = {
-    "cpu_pct": "cpu_idle_pct",
-    "mem_pct": "mem_used_pct",
-    "swap_pct": "swap_used_pct",
-    "iowait_pct": "cpu_iowait_pct",
-    "disk_pct": "disk_usage_pct",
-    "load": "load_average",
-}
+TARGET_FIELDS: Mapping[str, str] = {key: METRICS[key].fields[0] for key in TARGETS}
 
 
 class ModelLoadError(ArgusError):

@@ -6,18 +6,24 @@ from collections.abc import Callable, Iterable, Mapping
 
 import attrs
 
+from argus.domain.metric_table import METRICS
+
 
 @attrs.frozen
 class Limits:
-    """Levels at or over which a metric is an incident (None: never an incident on its own)."""
+    """Levels at or over which a metric is an incident (None: never an incident on its own).
 
-    cpu_pct: float = 95.0
-    mem_pct: float = 95.0
-    swap_pct: float = 50.0
-    iowait_pct: float = 30.0
-    disk_pct: float = 90.0
-    load: float | None = 12.0
-    close_wait: float | None = None
+    One attribute per row of the metric table, named by its key, defaulting to the row's
+    ``default_limit``; an attribute typed ``float`` needs a default (tests/unit/test_metric_table.py).
+    """
+
+    cpu_pct: float = attrs.field(default=METRICS["cpu_pct"].default_limit)
+    mem_pct: float = attrs.field(default=METRICS["mem_pct"].default_limit)
+    swap_pct: float = attrs.field(default=METRICS["swap_pct"].default_limit)
+    iowait_pct: float = attrs.field(default=METRICS["iowait_pct"].default_limit)
+    disk_pct: float = attrs.field(default=METRICS["disk_pct"].default_limit)
+    load: float | None = attrs.field(default=METRICS["load"].default_limit)
+    close_wait: float | None = attrs.field(default=METRICS["close_wait"].default_limit)
 
 
 LIMIT_MODES = ("absolute", "learned", "both")

@@ -26,8 +26,9 @@ import attrs
 import numpy as np
 
 from argus.domain.alerts import AlertLevel
-from argus.domain.forecast import TARGETS, Forecast
-from argus.domain.metrics import FIELD_INDEX, STEP_SECONDS, MetricsWindow
+from argus.domain.forecast import Forecast
+from argus.domain.metric_table import METRICS, MetricTable
+from argus.domain.metrics import STEP_SECONDS, MetricsWindow
 from argus.domain.probability import ProbabilityCalibration
 from argus.domain.profiles import LimitPolicy, Limits
 
@@ -36,81 +37,44 @@ STEPS_1H = 60 * 60 // STEP_SECONDS
 STEPS_8H = 8 * 60 * 60 // STEP_SECONDS
 _Z90 = 1.2815515655446004  # standard normal quantile of 0.9
 
-#: Limit attribute of each metric in Limits; close_wait is observed, never forecast.
-LIMIT_OF = {
-    "cpu_pct": "cpu_pct", "mem_pct": "mem_pct", "swap_pct": "swap_pct", "iowait_pct": "iowait_pct",
-    "disk_pct": "disk_pct", "load": "load", "close_wait": "close_wait",
-}
-METRIC_NAMES = {
-    "cpu_pct": "CPU", "mem_pct": "Memory", "swap_pct": "Swap usage", "iowait_pct": "I/O wait",
-    "disk_pct": "Disk usage", "load": "Load average", "close_wait": "CLOSE_WAIT connections",
-}
-INCIDENT_NAMES = {
-    "cpu_pct": "CPU saturation", "mem_pct": "Memory exhaustion", "swap_pct": "Swap exhaustion",
-    "iowait_pct": "I/O wait saturation", "disk_pct": "Disk full", "load": "Load overload",
-    "close_wait": "CLOSE_WAIT buildup",
-}
-NOW_PHRASES = {
-    "cpu_pct": "CPU saturated now", "mem_pct": "Memory exhausted now", "swap_pct": "Swap exhausted now",
-    "iowait_pct": "I/O wait saturated now", "disk_pct": "Disk full now", "load": "Load over its limit now",
-    "close_wait": "CLOSE_WAIT connections over their limit now",
-}
+#: Limit attribute of each metric in Limits: its key (a derived view of the metric table, for callers).
+LIMIT_OF = {metric.key: metric.key for metric in METRICS}
 
 
-def current_values(window: MetricsWindow) -> dict[str, float]:
+def current_values(window: MetricsWindow, table: MetricTable = METRICS) -> dict[str, float]:
     """The latest observation of every risk metric (cpu_pct is 100 − idle)."""
-    return values_from_row(window.values[-1])
+    return values_from_row(window.values[-1], table)
 
 
-def values_from_row(row: Sequence[float]) -> dict[str, float]:
-    """Every risk metric of one record's values (aligned with METRIC_FIELDS).
+def values_from_row(row: Sequence[float], table: MetricTable = METRICS) -> dict[str, float]:
+    """Every risk metric of one record's values (aligned with METRIC_FIELDS), as the table reads it.
 
     close_wait is the larger CLOSE_WAIT count the record has: NaN only when it lacks both (its source
     cannot count them; ``assess`` then leaves the metric out).
     """
-    return {
-        "cpu_pct": 100.0 - float(row[FIELD_INDEX["cpu_idle_pct"]]),
-        "mem_pct": float(row[FIELD_INDEX["mem_used_pct"]]),
-        "swap_pct": float(row[FIELD_INDEX["swap_used_pct"]]),
-        "iowait_pct": float(row[FIELD_INDEX["cpu_iowait_pct"]]),
-        "disk_pct": float(row[FIELD_INDEX["disk_usage_pct"]]),
-        "load": float(row[FIELD_INDEX["load_average"]]),
-        "close_wait": float(np.fmax(row[FIELD_INDEX["back_close_wait"]], row[FIELD_INDEX["front_close_wait"]])),
-    }
+    values = np.asarray(row, dtype=np.float64)
+    return {metric: float(value) for metric, value in table.read(values).items()}
 
 
-def recent_means(window: MetricsWindow, steps: int = STEPS_1H) -> dict[str, float]:
-    """The mean of every risk metric over the last ``steps`` observations (of those that have it: NaN when none)."""
+def recent_means(window: MetricsWindow, steps: int = STEPS_1H, table: MetricTable = METRICS) -> dict[str, float]:
+    """The mean of every risk metric over the last ``steps`` observations (of those that have it: NaN when none).
+
+    Each field is averaged first, then the metric read from the means (close_wait: the larger mean count).
+    """
     tail = window.values[-steps:].astype(np.float64)
     known = np.isfinite(tail)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(known, tail, 0.0).sum(axis=0) / known.sum(axis=0)
-    return {
-        "cpu_pct": 100.0 - float(means[FIELD_INDEX["cpu_idle_pct"]]),
-        "mem_pct": float(means[FIELD_INDEX["mem_used_pct"]]),
-        "swap_pct": float(means[FIELD_INDEX["swap_used_pct"]]),
-        "iowait_pct": float(means[FIELD_INDEX["cpu_iowait_pct"]]),
-        "disk_pct": float(means[FIELD_INDEX["disk_usage_pct"]]),
-        "load": float(means[FIELD_INDEX["load_average"]]),
-        "close_wait": float(np.fmax(means[FIELD_INDEX["back_close_wait"]], means[FIELD_INDEX["front_close_wait"]])),
-    }
+    return values_from_row(means, table)
 
 
-def metric_matrix(values: np.ndarray) -> dict[str, np.ndarray]:
+def metric_matrix(values: np.ndarray, table: MetricTable = METRICS) -> dict[str, np.ndarray]:
     """Every risk metric's series from a window's values (rows oldest first, columns METRIC_FIELDS)."""
-    v = np.asarray(values, dtype=np.float64)
-    return {
-        "cpu_pct": 100.0 - v[:, FIELD_INDEX["cpu_idle_pct"]],
-        "mem_pct": v[:, FIELD_INDEX["mem_used_pct"]],
-        "swap_pct": v[:, FIELD_INDEX["swap_used_pct"]],
-        "iowait_pct": v[:, FIELD_INDEX["cpu_iowait_pct"]],
-        "disk_pct": v[:, FIELD_INDEX["disk_usage_pct"]],
-        "load": v[:, FIELD_INDEX["load_average"]],
-        "close_wait": np.fmax(v[:, FIELD_INDEX["back_close_wait"]], v[:, FIELD_INDEX["front_close_wait"]]),
-    }
+    return table.read(np.asarray(values, dtype=np.float64))
 
 
-def server_limits(limits: Limits, policy: LimitPolicy, window: MetricsWindow) -> tuple[Limits, dict[str, float]]:
+def server_limits(limits: Limits, policy: LimitPolicy, window: MetricsWindow,
+                  table: MetricTable = METRICS) -> tuple[Limits, dict[str, float]]:
     """The limits that apply to this server now, and each metric's normal ceiling (see LimitPolicy).
 
     The normal ceiling is the policy's quantile of the metric over the last ``lookback_steps`` before
@@ -118,19 +82,22 @@ def server_limits(limits: Limits, policy: LimitPolicy, window: MetricsWindow) ->
     """
     if policy.mode == "absolute" or len(window) < policy.recent_steps + policy.min_steps:
         return limits, {}
-    series = metric_matrix(window.values[-policy.lookback_steps:-policy.recent_steps])
+    series = metric_matrix(window.values[-policy.lookback_steps:-policy.recent_steps], table)
     normal = {}
-    for m in LIMIT_OF:
-        known = series[m][np.isfinite(series[m])]  # a missing field (NaN) has no normal ceiling
-        if getattr(limits, LIMIT_OF[m]) is not None and len(known):
-            normal[m] = float(np.quantile(known, policy.quantile))
+    for m in table:
+        known = series[m.key][np.isfinite(series[m.key])]  # a missing field (NaN) has no normal ceiling
+        if getattr(limits, m.key) is not None and len(known):
+            normal[m.key] = float(np.quantile(known, policy.quantile))
     if policy.mode == "both":
         return limits, normal
     learned = {}
     for metric, ceiling in normal.items():
-        absolute = float(getattr(limits, LIMIT_OF[metric]))
-        raised = ceiling + policy.margin_points if metric.endswith("_pct") else ceiling * (1 + policy.margin_share)
-        learned[LIMIT_OF[metric]] = max(0.5 * absolute, min(raised, 100.0) if metric.endswith("_pct") else raised)
+        absolute = float(getattr(limits, metric))
+        bound = table[metric].upper_bound
+        if bound is not None:  # a percentage: a margin in points, capped at 100
+            learned[metric] = max(0.5 * absolute, min(ceiling + policy.margin_points, bound))
+        else:
+            learned[metric] = max(0.5 * absolute, ceiling * (1 + policy.margin_share))
     return attrs.evolve(limits, **learned), normal
 
 
@@ -145,14 +112,15 @@ class BreachHistory:
         return {"breach_share_7d": self.share, "breach_age_minutes": self.age_minutes}[name]
 
 
-def breach_history(limits: Limits, window: MetricsWindow, steps: int = 7 * 288) -> BreachHistory:
+def breach_history(limits: Limits, window: MetricsWindow, steps: int = 7 * 288,
+                   table: MetricTable = METRICS) -> BreachHistory:
     """The share of the last ``steps`` observations over a limit, and the age of the latest one before now."""
-    series = metric_matrix(window.values[-steps:])
+    series = metric_matrix(window.values[-steps:], table)
     over = np.zeros(len(next(iter(series.values()))), dtype=bool)
-    for metric, attribute in LIMIT_OF.items():
-        limit = getattr(limits, attribute)
+    for metric in table:
+        limit = getattr(limits, metric.key)
         if limit is not None:
-            over |= series[metric] >= limit
+            over |= series[metric.key] >= limit
     if not len(over):
         return BreachHistory()
     before = np.flatnonzero(over[:-1])
@@ -363,19 +331,20 @@ def assess(
     calibration: ProbabilityCalibration | None = None,
     normal: Mapping[str, float] | None = None,
     breaches: BreachHistory | None = None,
+    table: MetricTable = METRICS,
 ) -> RiskAssessment:
-    """Score every limited metric and combine: the worst metric drives the server's score.
+    """Score every limited metric of ``table`` and combine: the worst metric drives the server's score.
 
     The server's probabilities combine its metrics' as if independent, then go through the model's
     calibration map when it has one (a metric over its limit now keeps probability 1, except during
     maintenance, whose records are never an incident).
     """
     risks: dict[str, MetricRisk] = {}
-    for metric, attribute in LIMIT_OF.items():
-        limit = getattr(limits, attribute)
+    for row in table:
+        metric, limit = row.key, getattr(limits, row.key)
         if limit is None or metric not in current or not math.isfinite(current[metric]):
             continue  # a metric the server's source lacks (NaN) is no risk, and no driver
-        metric_forecast = forecast if metric in TARGETS else None
+        metric_forecast = forecast if row.forecast else None
         sustained_value = sustained.get(metric, current[metric])
         risks[metric] = score_metric(metric, float(limit), current[metric],
                                      sustained_value if math.isfinite(sustained_value) else current[metric],
@@ -396,36 +365,37 @@ def assess(
         server_name=server_name, profile=profile, score=round(score, 1), level=level,
         driver=driver, metrics=risks, prob_30m=prob_30m, prob_8h=prob_8h,
         anomaly=round(anomaly, 2), anomaly_metric=anomaly_metric,
-        message=_message(driver, level, anomalous, anomaly_metric, prob_8h), maintenance=maintenance,
+        message=_message(driver, level, anomalous, anomaly_metric, prob_8h, table), maintenance=maintenance,
         raw_prob_30m=raw_30m, raw_prob_8h=raw_8h, breaches=breaches or BreachHistory(),
     )
 
 
 def _message(driver: MetricRisk | None, level: AlertLevel, anomalous: bool, anomaly_metric: str | None,
-             prob_8h: float) -> str:
+             prob_8h: float, table: MetricTable) -> str:
     if anomalous and anomaly_metric:
-        return f"{METRIC_NAMES[anomaly_metric]} outside its predicted band"
+        return f"{table[anomaly_metric].title} outside its predicted band"
     if driver is None or level is AlertLevel.HEALTHY:
         return "All metrics within limits"
-    name = METRIC_NAMES[driver.metric]
-    limit = _fmt(driver.limit, driver.metric)
+    row = table[driver.metric]
+    limit = _fmt(driver.limit, row.unit)
     if driver.cause == "over_now":
-        return f"{NOW_PHRASES[driver.metric]} ({_fmt(driver.current, driver.metric)} ≥ {limit})"
+        return f"{row.now_phrase} ({_fmt(driver.current, row.unit)} ≥ {limit})"
     chance = f"{round(100 * prob_8h)}% chance"
     if driver.cause == "predicted" and driver.minutes_to_p50_crossing is not None:
         when = format_duration(driver.minutes_to_p50_crossing)
-        return f"{INCIDENT_NAMES[driver.metric]} predicted in {when} (limit {limit}, {chance})"
+        return f"{row.incident} predicted in {when} (limit {limit}, {chance})"
     if driver.cause == "possible":
         p90_at = driver.minutes_to_p90_crossing
         in_when = f" in ~{format_duration(p90_at)}" if p90_at is not None else " within 8 hours"
-        return f"{INCIDENT_NAMES[driver.metric]} possible{in_when} (limit {limit}, {chance})"
+        return f"{row.incident} possible{in_when} (limit {limit}, {chance})"
     if driver.cause == "approaching" and driver.forecast_peak is not None:
-        return f"{name} expected to reach {_fmt(driver.forecast_peak, driver.metric)} (limit {limit})"
-    return f"{name} elevated at {_fmt(driver.current, driver.metric)} (limit {limit})"
+        return f"{row.title} expected to reach {_fmt(driver.forecast_peak, row.unit)} (limit {limit})"
+    return f"{row.title} elevated at {_fmt(driver.current, row.unit)} (limit {limit})"
 
 
-def _fmt(value: float, metric: str) -> str:
-    return f"{value:.1f}".rstrip("0").rstrip(".") + ("%" if metric.endswith("_pct") else "")
+def _fmt(value: float, unit: str) -> str:
+    number = f"{value:.1f}".rstrip("0").rstrip(".")
+    return number + unit if unit in ("", "%") else f"{number} {unit}"
 
 
 def format_duration(minutes: float) -> str:

@@ -23,6 +23,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily
 
 from argus.adapters import telemetry
 from argus.adapters.http.resources import EngineView, PublishedBodies, accepts_gzip
+from argus.domain.forecast import TARGETS
 
 log = logging.getLogger("argus.http")
 
@@ -33,7 +34,7 @@ HORIZONS = (("30m", 1800), ("2h", 7200), ("8h", 28800))
 #: Forecast targets with a median (p50); cpu and mem also carry their p10/p90 band. (``quantile`` is reserved
 #: for summaries: promtool refuses it on a gauge, hence ``percentile``.)
 BAND_TARGETS = ("cpu_pct", "mem_pct")
-MEDIAN_TARGETS = ("cpu_pct", "mem_pct", "swap_pct", "iowait_pct", "disk_pct", "load")
+MEDIAN_TARGETS = TARGETS
 DEFAULT_MAX_SERVERS = 500
 DEFAULT_CACHE_S = 5.0
 

@@ -27,7 +27,9 @@ from argus.domain.risk import FleetSummary, RiskAssessment, current_values, form
 from argus.domain.services import StatusReport
 from argus.domain.ticks import TickResult
 
-OTHER_TARGETS = ("swap_pct", "iowait_pct", "disk_pct", "load")
+#: The reference body's own forecast keys (with their p10/p90 bands); every other target follows as its median.
+REFERENCE_TARGETS = ("cpu_pct", "mem_pct")
+OTHER_TARGETS = tuple(target for target in TARGETS if target not in REFERENCE_TARGETS)
 
 
 
@@ -159,7 +161,7 @@ def _forecast(forecast: Forecast | None) -> dict:
         "timestamps": [_wire_epoch(ts) for ts in forecast.timestamps.tolist()],
         "bands": {
             target: {"p10": _rounded(forecast.quantile(target, 0.1)), "p90": _rounded(forecast.quantile(target, 0.9))}
-            for target in ("cpu_pct", "mem_pct")
+            for target in REFERENCE_TARGETS
         },
     }
     for target in OTHER_TARGETS:

@@ -13,6 +13,7 @@ import attrs
 import numpy as np
 
 from argus.domain.forecast import TARGET_FIELDS, TARGETS
+from argus.domain.metric_table import METRICS
 from argus.domain.metrics import FIELD_INDEX, STATUS_CODE, STEP_SECONDS
 
 OFFLINE = STATUS_CODE["offline"]
@@ -45,9 +46,12 @@ GUIDE_AVAILABLE = "yday_available"
 DAY_STEPS = 288
 TREND_STEPS = 72  # least-squares slope over the last 6 h (or the whole encoder when shorter)
 GUIDE_CLIP = 10.0  # |z| bound of the guides (short, quiet encoders have tiny scales)
-#: Smallest per-window scale of each target (a flat series must not blow up its z-scores).
-SCALE_FLOOR = {"cpu_pct": 1.0, "mem_pct": 0.5, "swap_pct": 0.5, "iowait_pct": 0.5, "disk_pct": 0.5, "load": 0.05}
-UPPER_BOUND = {"cpu_pct": 100.0, "mem_pct": 100.0, "swap_pct": 100.0, "iowait_pct": 100.0, "disk_pct": 100.0}
+#: Smallest per-window scale of each target (a flat series must not blow up its z-scores), from the metric table.
+SCALE_FLOOR = {t: METRICS[t].scale_floor for t in TARGETS}
+#: The targets with an upper bound (percentages: 100), which forecasts are clipped to; the others are unbounded.
+UPPER_BOUND = {t: bound for t in TARGETS if (bound := METRICS[t].upper_bound) is not None}
+#: The targets that fail by sustained drift (leaks, filling disks): training's drift augmentation moves these.
+DRIFT_TARGETS: tuple[str, ...] = tuple(t for t in TARGETS if METRICS[t].drifts)
 
 
 @attrs.frozen
@@ -105,19 +109,8 @@ _COVARIATE_COLUMNS = [FIELD_INDEX[field] for _, field, _ in COVARIATES]
 
 
 def targets_from_values(values: np.ndarray) -> np.ndarray:
-    """Return the (n, 6) target matrix (cpu_pct = 100 - idle, ...) from rows aligned with METRIC_FIELDS."""
-    col = {name: values[:, i] for name, i in FIELD_INDEX.items()}
-    out = np.stack(
-        [
-            100.0 - col["cpu_idle_pct"],
-            col["mem_used_pct"],
-            col["swap_used_pct"],
-            col["cpu_iowait_pct"],
-            col["disk_usage_pct"],
-            col["load_average"],
-        ],
-        axis=1,
-    )
+    """Return the (n, len(TARGETS)) target matrix (cpu_pct = 100 - idle, ...) from rows aligned with METRIC_FIELDS."""
+    out = np.stack([METRICS[t].series(values) for t in TARGETS], axis=1)  # in the rows' dtype, as the table reads
     return out.astype(np.float32)
 
 

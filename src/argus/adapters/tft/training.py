@@ -11,7 +11,7 @@ import attrs
 import numpy as np
 
 from argus.adapters.tft.data import ServerSeries, load_series
-from argus.adapters.tft.features import FeatureSpec, Segment, segments_from_arrays
+from argus.adapters.tft.features import DRIFT_TARGETS, FeatureSpec, Segment, segments_from_arrays
 from argus.adapters.tft.registry import DirectoryModelRegistry, new_model_name
 from argus.adapters.tft.scenarios import resolve_mix
 from argus.domain.metrics import Record
@@ -62,7 +62,7 @@ class TrainingConfig:
     # Experimental, off by default (docs/model.md "What we tried": not yet as accurate on the hold-out):
     guides: bool = False  # known-future same-time-yesterday and trend inputs (features.guide_features)
     drift_share: float = 0.0  # share of training windows given a synthetic sustained linear drift (tried: 0.4)
-    drift_targets: tuple[str, ...] = ("mem_pct", "swap_pct", "disk_pct")  # leaks and filling disks
+    drift_targets: tuple[str, ...] = DRIFT_TARGETS  # leaks and filling disks (the metric table's drifts)
     daily_share: float = 0.0  # share of training windows given a synthetic daily cycle, any target (tried: 0.1)
     calibrate: bool = True  # fit the served blend's band and priors on the validation days (calibration.py)
     calibration_origins: int = 12  # origins per training server for that

@@ -60,7 +60,7 @@ class RiskMetric:
     label: str  # inside a sentence: "Model focused on recent swap rise"
     incident: str  # "Swap exhaustion predicted in 2 hours"
     now_phrase: str  # "Swap exhausted now (55% ≥ 50%)"
-    unit: str = "%"  # written after its values in messages; "%" also means bounded by 100
+    unit: str = "%"  # after its values in messages ("%" and "" attached, "MB/s" after a space); "%": at most 100
     forecast: bool = False  # a model target: changing which rows forecast needs a retrained model
     scale_floor: float | None = None  # forecast targets: smallest per-window scale (flat series stay finite)
     min_band_width: float = 1.0  # forecast targets: narrowest p10–p90 band an anomaly is measured in

@@ -79,6 +79,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from argus.adapters.http.app import build_app
+    from argus.adapters.http.options import Features, RequestLimits
     from argus.adapters.http.ratelimit import RateLimiter
     from argus.adapters.sql.database import create_db_engine, migrate
     from argus.adapters.sql.history import SqlHistoryStore
@@ -92,8 +93,10 @@ def main() -> None:
         if not reuse:
             print(f"seeded {seed(engine, args.servers, args.days):,} alert events")
         store = SqlMetricsStore(engine)
-        app = build_app(api_key=KEY, store=store, published=store, rolling_window_size=2880, max_body_bytes=1 << 20,
-                        max_records_per_request=1000, history=SqlHistoryStore(engine),
+        app = build_app(api_key=KEY, store=store, published=store,
+                        limits=RequestLimits(max_body_bytes=1 << 20, max_records_per_request=1000,
+                                             rolling_window_size=2880),
+                        features=Features(history=SqlHistoryStore(engine)),
                         limiter=RateLimiter("memory://", "historical=1000000/minute"))
         for table in ("alerts", "environment"):
             for accept in ("application/json", "text/csv"):

@@ -131,6 +131,7 @@ def time_endpoints(engine, requests: int) -> list[dict]:
     from falcon import testing
 
     from argus.adapters.http.app import build_app
+    from argus.adapters.http.options import Features, RequestLimits
     from argus.adapters.http.ratelimit import RateLimiter
     from argus.adapters.sql.history import SqlHistoryStore
     from argus.adapters.sql.store import SqlMetricsStore
@@ -138,8 +139,10 @@ def time_endpoints(engine, requests: int) -> list[dict]:
     store = SqlMetricsStore(engine)
     history = SqlHistoryStore(engine)
     limiter = RateLimiter("memory://", "historical=1000000/minute")
-    app = build_app(api_key=KEY, store=store, published=store, limiter=limiter, rolling_window_size=2880,
-                    max_body_bytes=1 << 20, max_records_per_request=1000, history=history)
+    app = build_app(api_key=KEY, store=store, published=store, limiter=limiter,
+                    limits=RequestLimits(max_body_bytes=1 << 20, max_records_per_request=1000,
+                                         rolling_window_size=2880),
+                    features=Features(history=history))
     client = testing.TestClient(app, headers={"X-API-Key": KEY})
     target = server_name(1)
     cases = [

@@ -15,6 +15,7 @@ from dependency_injector import containers, providers
 from argus.adapters.explain.service import ExplainService, with_explanations
 from argus.adapters.http.app import build_app
 from argus.adapters.http.merged import ShardedPublished
+from argus.adapters.http.options import AdminSources, Features, MetricsOptions, RequestLimits, Timeouts
 from argus.adapters.http.otlp import OtlpMetricsResource
 from argus.adapters.http.ratelimit import RateLimiter
 from argus.adapters.http.remote_write import RemoteWriteResource
@@ -219,23 +220,23 @@ class Container(containers.DeclarativeContainer):
         store=store,
         published=providers.Singleton(make_published_view, store=store, engine=db_engine, settings=settings),
         limiter=limiter,
-        rolling_window_size=settings.provided.rolling_window_size,
-        max_body_bytes=settings.provided.max_body_bytes,
-        max_records_per_request=settings.provided.max_records_per_request,
-        engine_stale_after_s=settings.provided.engine_stale_after_s,
+        limits=providers.Factory(
+            RequestLimits, max_body_bytes=settings.provided.max_body_bytes,
+            max_records_per_request=settings.provided.max_records_per_request,
+            rolling_window_size=settings.provided.rolling_window_size, accepted_times=accepted_times,
+        ),
+        timeouts=providers.Factory(
+            Timeouts, engine_stale_after_s=settings.provided.engine_stale_after_s,
+            admin_s=settings.provided.admin_timeout_s, explain_s=settings.provided.explain_timeout_s,
+        ),
+        features=providers.Factory(
+            Features, history=history, engine_client=engine_client,
+            admin=providers.Factory(AdminSources, models=registry, training_runs=training_runs),
+            metrics_query=metrics_query.provided.recent, remote_write=remote_write, otlp=otlp,
+        ),
+        metrics=providers.Factory(MetricsOptions, public=settings.provided.metrics_public,
+                                  max_servers=settings.provided.metrics_max_servers),
         storage_errors=providers.Object((sa.exc.OperationalError, sa.exc.InterfaceError)),
-        history=history,
-        model_registry=registry,
-        training_runs=training_runs,
-        engine_client=engine_client,
-        admin_timeout_s=settings.provided.admin_timeout_s,
-        explain_timeout_s=settings.provided.explain_timeout_s,
-        metrics_query=metrics_query.provided.recent,
-        accepted_times=accepted_times,
-        remote_write=remote_write,
-        otlp=otlp,
-        metrics_public=settings.provided.metrics_public,
-        metrics_max_servers=settings.provided.metrics_max_servers,
     )
 
     # The engine process only: the model is loaded here, never in a web worker or the gunicorn master.

@@ -21,6 +21,15 @@ from argus.adapters.http.history import (
 )
 from argus.adapters.http.metrics import MetricsResource, PublishedCollector, TelemetryMiddleware, created_from
 from argus.adapters.http.openapi import OpenApiResource
+from argus.adapters.http.options import (
+    DEFAULT_METRICS,
+    DEFAULT_TIMEOUTS,
+    NO_FEATURES,
+    Features,
+    MetricsOptions,
+    RequestLimits,
+    Timeouts,
+)
 from argus.adapters.http.ratelimit import RateLimiter
 from argus.adapters.http.request_id import RequestIdMiddleware
 from argus.adapters.http.resources import (
@@ -33,8 +42,6 @@ from argus.adapters.http.resources import (
     StatusResource,
 )
 from argus.adapters.telemetry import process_metrics, union
-from argus.domain.ingestion import AcceptedTimes
-from argus.ports.history import HistoryStore
 from argus.ports.storage import MetricsStore, PublishedResults
 
 log = logging.getLogger("argus.http")
@@ -98,23 +105,11 @@ def build_app(
     store: MetricsStore,
     published: PublishedResults,
     limiter: RateLimiter,
-    rolling_window_size: int,
-    max_body_bytes: int,
-    max_records_per_request: int,
-    engine_stale_after_s: float = 30.0,
+    limits: RequestLimits,
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
+    features: Features = NO_FEATURES,
+    metrics: MetricsOptions = DEFAULT_METRICS,
     storage_errors: Iterable[type[Exception]] = (),
-    history: HistoryStore | None = None,
-    model_registry=None,
-    training_runs=None,
-    engine_client=None,
-    admin_timeout_s: float = 60.0,
-    explain_timeout_s: float = 10.0,
-    metrics_query=None,
-    accepted_times: AcceptedTimes | None = None,
-    metrics_public: bool = False,
-    metrics_max_servers: int = 500,
-    remote_write=None,
-    otlp=None,
 ) -> falcon.App:
     """Assemble the WSGI app; every collaborator comes in from the container."""
     app = falcon.App(
@@ -128,32 +123,41 @@ def build_app(
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app, storage_errors)
 
-    engine = EngineView(published, engine_stale_after_s)
+    engine = EngineView(published, timeouts.engine_stale_after_s)
     app.add_route("/health", HealthResource(store, engine))
-    app.add_route("/status", StatusResource(store, engine, rolling_window_size))
+    app.add_route("/status", StatusResource(store, engine, limits.rolling_window_size))
     app.add_route(
         "/feed/data",
-        FeedResource(store, max_body_bytes=max_body_bytes, max_records=max_records_per_request,
-                     rolling_window_size=rolling_window_size, accepted_times=accepted_times),
+        FeedResource(store, max_body_bytes=limits.max_body_bytes, max_records=limits.max_records_per_request,
+                     rolling_window_size=limits.rolling_window_size, accepted_times=limits.accepted_times),
     )
     bodies = PublishedBodies(published)
     app.add_route("/predictions/current", PredictionsResource(bodies, store, engine))
     app.add_route("/alerts/active", AlertsResource(bodies))
-    app.add_route("/explain/{server_name}", ExplainResource(published, store, engine, engine_client, explain_timeout_s))
-    if model_registry is not None and training_runs is not None and engine_client is not None:
-        admin.add_routes(app, model_registry, training_runs, engine_client, admin_timeout_s)
+    app.add_route("/explain/{server_name}",
+                  ExplainResource(published, store, engine, features.engine_client, timeouts.explain_s))
+    _add_optional_routes(app, features, timeouts)
+    app.add_route("/openapi.json", OpenApiResource())
+    models = features.admin.models if features.admin is not None else None
+    forecasts = PublishedCollector(published, engine, created_from(models), max_servers=metrics.max_servers)
+    app.add_route("/metrics", MetricsResource(union(process_metrics(), forecasts), public=metrics.public))
+    return app
+
+
+def _add_optional_routes(app: falcon.App, features: Features, timeouts: Timeouts) -> None:
+    """Routes of the features that were given: admin, history, the page's metrics, remote_write, OTLP."""
+    if features.admin is not None and features.engine_client is not None:
+        admin.add_routes(app, features.admin.models, features.admin.training_runs, features.engine_client,
+                         timeouts.admin_s)
+    history = features.history
     if history is not None:
         app.add_route("/historical/summary", SummaryResource(history))
         app.add_route("/historical/alerts", AlertHistoryResource(history))
         app.add_route("/historical/server/{server_name}", ServerHistoryResource(history))
         app.add_route("/historical/environment", EnvironmentResource(history))
         app.add_route("/historical/export/{table}", ExportResource(history))
-    web.add_routes(app, metrics_query)  # the page at / (public files) and /servers/{name}/metrics
-    app.add_route("/openapi.json", OpenApiResource())
-    if remote_write is not None:
-        app.add_route("/api/v1/write", remote_write)  # Prometheus remote_write (adapters/http/remote_write.py)
-    if otlp is not None:
-        app.add_route("/v1/metrics", otlp)  # OTLP/HTTP metrics (adapters/http/otlp.py)
-    forecasts = PublishedCollector(published, engine, created_from(model_registry), max_servers=metrics_max_servers)
-    app.add_route("/metrics", MetricsResource(union(process_metrics(), forecasts), public=metrics_public))
-    return app
+    web.add_routes(app, features.metrics_query)  # the page at / (public files) and /servers/{name}/metrics
+    if features.remote_write is not None:
+        app.add_route("/api/v1/write", features.remote_write)  # Prometheus remote_write (adapters/http/remote_write.py)
+    if features.otlp is not None:
+        app.add_route("/v1/metrics", features.otlp)  # OTLP/HTTP metrics (adapters/http/otlp.py)

@@ -132,7 +132,6 @@ class EngineStatus:
         )
 
 
-
 @attrs.frozen
 class StatusReport:
     """The published status at one moment; its fields, in this order, are the keys of the status body."""

@@ -10,7 +10,8 @@ explanation, the model's features and the HTTP bodies derive their per-metric co
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import attrs
 import numpy as np
@@ -18,23 +19,25 @@ import numpy as np
 from argus.domain import actions
 from argus.domain.metrics import FIELD_INDEX
 
-#: The metric from its fields' columns (in ``fields`` order), in their dtype: float32 rows stay float32.
-Derive = Callable[..., np.ndarray]
+#: A field's values: one record's (a float) or a column of many (an array, in the rows' dtype).
+Reading = TypeVar("Reading", float, np.ndarray)
+#: The metric from its fields' readings, in ``fields`` order (a function of Readings, as below).
+Derive = Callable[..., Any]
 
 
-def as_recorded(column: np.ndarray) -> np.ndarray:
+def as_recorded(value: Reading) -> Reading:
     """The field itself."""
-    return column
+    return value
 
 
-def busy_share(idle_pct: np.ndarray) -> np.ndarray:
+def busy_share(idle_pct: Reading) -> Reading:
     """The share of time not idle: CPU busy = 100 − idle (user, system and I/O wait together)."""
     return 100.0 - idle_pct
 
 
-def larger(*columns: np.ndarray) -> np.ndarray:
+def larger(*values: Reading) -> Reading:
     """The largest of the fields that are there: NaN only when all are missing."""
-    return functools.reduce(np.fmax, columns)
+    return functools.reduce(np.fmax, values)
 
 
 @attrs.frozen
@@ -67,6 +70,12 @@ class RiskMetric:
     drifts: bool = False  # fails by sustained drift (leaks, filling disks): training's drift augmentation
     advice: Advice | None = None  # the counterfactual acting on this metric alone
     related_fields: tuple[str, ...] = ()  # fields an incident label may name for it besides ``fields``
+    _columns: tuple[int, ...] = attrs.field(init=False, repr=False, eq=False)
+
+    @_columns.default
+    def _field_columns(self) -> tuple[int, ...]:
+        """Where ``fields`` sit in a row (an unknown field: -1, which the table refuses)."""
+        return tuple(FIELD_INDEX.get(field, -1) for field in self.fields)
 
     @property
     def upper_bound(self) -> float | None:
@@ -79,8 +88,13 @@ class RiskMetric:
         return (self.key,) if self.forecast else self.fields
 
     def series(self, values: np.ndarray) -> np.ndarray:
-        """This metric from record rows (last axis aligned with METRIC_FIELDS), in the rows' dtype."""
-        return self.derive(*(values[..., FIELD_INDEX[field]] for field in self.fields))
+        """This metric from record rows (columns aligned with METRIC_FIELDS, oldest first), in the rows' dtype."""
+        series: np.ndarray = self.derive(*(values[:, column] for column in self._columns))
+        return series
+
+    def value(self, row: Sequence[float]) -> float:
+        """This metric from one record's values (aligned with METRIC_FIELDS), without array overhead."""
+        return float(self.derive(*[float(row[column]) for column in self._columns]))
 
 
 @attrs.frozen
@@ -121,7 +135,7 @@ class MetricTable:
         return tuple(row.key for row in self.rows if row.forecast)
 
     def read(self, values: np.ndarray) -> dict[str, np.ndarray]:
-        """Every metric from record rows (last axis aligned with METRIC_FIELDS), in the rows' dtype."""
+        """Every metric from record rows (columns aligned with METRIC_FIELDS), in the rows' dtype."""
         return {row.key: row.series(values) for row in self.rows}
 
     def extended(self, *rows: RiskMetric) -> MetricTable:

@@ -52,8 +52,7 @@ def values_from_row(row: Sequence[float], table: MetricTable = METRICS) -> dict[
     close_wait is the larger CLOSE_WAIT count the record has: NaN only when it lacks both (its source
     cannot count them; ``assess`` then leaves the metric out).
     """
-    values = np.asarray(row, dtype=np.float64)
-    return {metric: float(value) for metric, value in table.read(values).items()}
+    return {metric.key: metric.value(row) for metric in table}
 
 
 def recent_means(window: MetricsWindow, steps: int = STEPS_1H, table: MetricTable = METRICS) -> dict[str, float]:

@@ -139,7 +139,7 @@ class MetricTable:
         return {row.key: row.series(values) for row in self.rows}
 
     def extended(self, *rows: RiskMetric) -> MetricTable:
-        """This table with ``rows`` added at the end (a site's own metric; the tests' extra one)."""
+        """This table with ``rows`` added at the end, for the functions taking ``table=`` (the tests' extra metric)."""
         return MetricTable((*self.rows, *rows))
 
 

@@ -97,8 +97,14 @@ def _tick_twice(sql_store, interleave: bool):
         seen["reload"] = channel.submit("reload_model", {"name": None}, time.time() + 60)
         seen["body"] = EngineClient(channel, poll_s=0.02).call("explain", {"server_name": "ppdb001"}, timeout_s=30)
         seen["answered_at"] = time.perf_counter()
-        seen["heartbeat_at"] = sql_store.read_published("status").updated_at
-        seen["status"] = sql_store.read_published("status").body
+        # The engine publishes the heartbeat just after answering: wait a moment for it (the tick goes on
+        # for two more 0.4 s chunks, and a status of the tick's end would name tick 2, not tick 1).
+        deadline = time.monotonic() + 0.5
+        status = sql_store.read_published("status")
+        while status.updated_at < seen["tick_started_at"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+            status = sql_store.read_published("status")
+        seen["heartbeat_at"], seen["status"] = status.updated_at, status.body
 
     handled_mid_tick: list[int] = []  # engine side: requests answered by each call inside the tick
     handle_pending = engine.parts.router.handle_pending

@@ -16,3 +16,18 @@ def test_importing_the_serving_side_does_not_import_torch_or_pandas():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_loading_without_a_current_model_fails_before_importing_torch(tmp_path):
+    """An engine (or a test) started before any model is trained pays a second, not seven, for its forecaster."""
+    code = (
+        "import sys\n"
+        "from argus.adapters.tft.forecaster import TftForecaster\n"
+        "from argus.adapters.tft.registry import DirectoryModelRegistry\n"
+        "from argus.domain.errors import ModelNotLoadedError\n"
+        f"try:\n    TftForecaster.load(DirectoryModelRegistry({str(tmp_path)!r}))\n"
+        "except ModelNotLoadedError:\n    pass\n"
+        "else:\n    raise AssertionError('loaded a model from an empty directory')\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -69,13 +69,13 @@ class TftForecaster:
     def load(cls, registry: DirectoryModelRegistry, name: str | None = None, device: str = "auto",
              threads: int = 1, chunk_size: int = 128) -> TftForecaster:
         """Load ``name`` (default: the CURRENT model) from ``registry`` onto ``device``."""
+        name = registry.current() if name is None else name
+        if name is None:  # before torch is imported: an engine without a model starts in a second, not seven
+            raise ModelNotLoadedError("No model is marked CURRENT in the model directory")
         import torch
 
         from argus.adapters.tft.artifacts import load_network, resolve_device
 
-        name = registry.current() if name is None else name
-        if name is None:
-            raise ModelNotLoadedError("No model is marked CURRENT in the model directory")
         torch.set_num_threads(max(1, threads))
         net, spec, manifest = load_network(registry, name)
         target = resolve_device(device)

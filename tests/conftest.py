@@ -92,13 +92,25 @@ def make_client():
 
 
 @pytest.fixture(scope="session")
-def engine_model_dir(tmp_path_factory):
-    """A model directory with the tiny TFT (real training code, tiny sizes) marked CURRENT; read-only."""
+def tiny_model_dir(tmp_path_factory):
+    """A model directory holding the tiny TFT (real training code, tiny sizes) marked CURRENT; read-only."""
+    from tests.model.conftest import build_tiny_model
+
+    model_dir = tmp_path_factory.mktemp("models")
+    build_tiny_model(model_dir)  # tft_20250101_000000
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def engine_model_dir(tmp_path_factory, tiny_model_dir):
+    """The tiny TFT marked CURRENT, and a newer second model for swaps; read-only."""
+    import shutil
+
     from argus.adapters.tft.registry import DirectoryModelRegistry
     from tests.model.conftest import build_tiny_model
 
     model_dir = tmp_path_factory.mktemp("engine-models")
-    build_tiny_model(model_dir)  # tft_20250101_000000
-    build_tiny_model(model_dir, name="tft_20250102_000000", seed=7)  # a newer second model, for swaps
+    shutil.copytree(tiny_model_dir, model_dir, dirs_exist_ok=True)  # the same model: trained once per session
+    build_tiny_model(model_dir, name="tft_20250102_000000", seed=7)
     DirectoryModelRegistry(model_dir).set_current("tft_20250101_000000")
     return model_dir

@@ -1,6 +1,7 @@
-"""Synthetic fleets and the session-wide tiny TFT (real training code, tiny sizes, seconds on CPU).
+"""Synthetic fleets and the tiny TFT (real training code, tiny sizes, seconds on CPU).
 
-Other test folders can reuse the tiny model with ``from tests.model.conftest import build_tiny_model``
+The session's tiny model is ``tiny_model_dir`` in tests/conftest.py (e2e tests copy it too). Other
+test folders can train their own with ``from tests.model.conftest import build_tiny_model``
 or by calling ``argus.adapters.tft.training.train_model`` with ``TINY_CONFIG`` on ``synthetic_records()``.
 """
 
@@ -79,14 +80,6 @@ def build_tiny_model(model_dir: Path, name: str = "tft_20250101_000000", **overr
 
     return train_model(synthetic_records(), model_dir, tiny_config(**overrides), output_name=name,
                        profile_for=profile_for, activate=True)
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    """A model directory holding the tiny TFT (marked CURRENT); treat it as read-only."""
-    model_dir = tmp_path_factory.mktemp("models")
-    build_tiny_model(model_dir)
-    return model_dir
 
 
 @pytest.fixture(scope="session")

@@ -121,7 +121,7 @@ def test_calibrate_fits_a_monotone_probability_map_on_an_incident_bench(tmp_path
     assert trained.exit_code == 0, trained.output
     background = tmp_path / "background.jsonl"
     with open(background, "w") as fh:
-        for record in synthetic_records(servers=4, days=8, seed=3):
+        for record in synthetic_records(servers=4, days=5, seed=3):
             fh.write(json.dumps(record.as_dict()) + "\n")
     group = _cli()
     bench_cli.register(group)

@@ -17,6 +17,13 @@ worker_tmp_dir = "/dev/shm"
 limit_request_line = 8190
 
 
+def post_fork(server, worker) -> None:
+    """A worker was forked: large body copies get their own mappings, freed back to the OS (entrypoints/malloc.py)."""
+    from argus.entrypoints.malloc import map_large_blocks
+
+    map_large_blocks()
+
+
 def child_exit(server, worker) -> None:
     """A worker exited: drop its live gauges from the /metrics multiprocess directory (counters stay summed)."""
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")

@@ -181,7 +181,11 @@ def _soak(port: int, root_pid: int, args, rng: random.Random) -> dict:
         step = args.backfill_steps
         while not stop.is_set():
             started = time.perf_counter()
-            code = _request(feed, "POST", "/feed/data", _records(args.servers, step, rng))
+            try:
+                code = _request(feed, "POST", "/feed/data", _records(args.servers, step, rng))
+            except (OSError, http.client.HTTPException):  # keep-alive closed by the server as we sent: retry
+                feed = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                continue
             stats.add("POST /feed/data", time.perf_counter() - started, code)
             step += 1
             stop.wait(max(0.0, args.step_seconds - (time.perf_counter() - started)))

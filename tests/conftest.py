@@ -21,10 +21,10 @@ REDIS_URL = os.environ.get("ARGUS_TEST_REDIS_URL")
 
 
 def _reset_postgres(url: str) -> None:
+    """Empty the database: one statement, where reflecting and dropping each table took ~1 s per test."""
     engine = create_db_engine(url)
-    existing = sa.MetaData()
-    existing.reflect(engine)
-    existing.drop_all(engine)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     engine.dispose()
 
 

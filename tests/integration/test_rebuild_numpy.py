@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 import sqlalchemy as sa
 
 from argus.adapters.sql import bulk
 from argus.adapters.sql import tables as t
-from argus.adapters.sql.bulk import ROW_DTYPE, driver_rows, read_histories
+from argus.adapters.sql.bulk import driver_rows, read_histories
 from argus.domain.ingestion import ServerHistory
 from argus.domain.metrics import (
+    FIELDS,
     INTEGER_FIELDS,
     METRIC_FIELDS,
     OPTIONAL_FIELDS,
@@ -107,7 +110,7 @@ def test_histories_of_named_servers_only(seeded):
 
 
 def test_a_missing_metric_becomes_nan_and_an_unknown_status_healthy(sql_store):
-    # The schema forbids NULL metrics; a query that yields one shows the conversion still gives NaN.
+    # The schema forbids NULL in a required field; a query that yields one shows it still comes back NaN.
     query = sa.select(sa.literal("x"), sa.literal(BASE), sa.literal(STATUS_CODE["idle"]),
                       *(sa.null() if i == 2 else sa.literal(float(i)) for i in range(len(METRIC_FIELDS))))
     (history,) = read_histories(sql_store.engine, query, ["x"], None)
@@ -137,10 +140,50 @@ def test_driver_rows_come_in_chunks_of_plain_tuples(sql_store):
     with sql_store.engine.connect() as connection:
         chunks = list(driver_rows(connection, seeded_query().order_by(t.records.c.ts), chunk_rows=2))
     assert [len(c) for c in chunks] == [2, 2, 1]
-    assert all(type(row) is tuple and len(row) == len(ROW_DTYPE) for chunk in chunks for row in chunk)
+    assert all(type(row) is tuple and len(row) == 3 + len(METRIC_FIELDS) for chunk in chunks for row in chunk)
 
 
 def seeded_query() -> sa.Select:
     r = t.records
     status = sa.case(STATUS_CODE, value=r.c.status, else_=0)
     return sa.select(r.c.server_name, r.c.ts, status, *(r.c[name] for name in METRIC_FIELDS))
+
+
+@pytest.mark.parametrize("field", range(len(METRIC_FIELDS)))
+def test_a_null_in_any_field_comes_back_nan_in_that_field_only(sql_store, field):
+    query = sa.select(sa.literal("x"), sa.literal(BASE), sa.literal(STATUS_CODE["offline"]),
+                      *(sa.null() if i == field else sa.literal(i + 0.5) for i in range(len(METRIC_FIELDS))))
+    (history,) = read_histories(sql_store.engine, query, ["x"], None)
+    expected = np.arange(len(METRIC_FIELDS), dtype=np.float32) + 0.5
+    expected[field] = np.nan
+    assert np.array_equal(history.values[0], expected, equal_nan=True)
+    assert history.statuses.tolist() == [STATUS_CODE["offline"]] and history.timestamps.tolist() == [BASE]
+
+
+def test_stored_values_past_float32_are_clipped_by_the_windows_without_a_warning(sql_store, recwarn):
+    sql_store.write_batch([Record(utc_from_epoch(BASE), "x", "healthy", (1.0,) * len(METRIC_FIELDS))])
+    with sql_store.engine.begin() as connection:  # written straight into the database, past every bound
+        connection.execute(t.records.update().values(net_in_mb_s=1e300, cpu_idle_pct=-1e300, load_average=4e38))
+    keeper = WindowKeeper(sql_store, capacity=4, clock=lambda: BASE)
+    keeper.rebuild()
+    high = {f.name: f.high for f in FIELDS}
+    window = keeper.windows.get("x")
+    assert window.column("net_in_mb_s").tolist() == [high["net_in_mb_s"]]
+    assert window.column("load_average").tolist() == [high["load_average"]]
+    assert window.column("cpu_idle_pct").tolist() == [0.0]
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_cycle_collector_is_paused_while_rows_are_read_and_left_as_it_was(seeded, monkeypatch, enabled):
+    seen = []
+    add = bulk.ServerFiles.add
+    monkeypatch.setattr(bulk.ServerFiles, "add", lambda self, *chunk: (seen.append(gc.isenabled()), add(self, *chunk)))
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        assert len(list(seeded.server_histories(None))) == 4  # one scan, no per-server queries
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert seen and not any(seen)

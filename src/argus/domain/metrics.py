@@ -78,7 +78,12 @@ def clip_values(values: np.ndarray) -> np.ndarray:
     The API never accepts such values; rows stored before the bounds existed (or written straight
     into the database) must still give the model finite, physical inputs. Clipping in float64
     first: a huge float64 would already be infinite as float32. NaN stays NaN (see ``measured``).
+    float32 rows are clipped as they are: every bound is a float32, so the result is the same.
     """
+    values = np.asarray(values)
+    if values.dtype == np.float32:
+        clipped: np.ndarray = np.clip(values, _LOW, _HIGH)
+        return clipped
     return np.clip(np.asarray(values, dtype=np.float64), _LOW, _HIGH).astype(np.float32)
 
 
@@ -196,11 +201,9 @@ class MetricsWindow:
     ) -> MetricsWindow:
         """Build a window from arrays (any order); keeps the newest ``capacity`` rows."""
         window = cls(server_name, capacity)
-        order = np.argsort(ts, kind="stable")
-        ts, values, status = ts[order], values[order], status[order]
-        # Keep the last of equal timestamps, as an upsert would.
-        keep = np.append(ts[1:] != ts[:-1], True) if len(ts) else np.empty(0, dtype=bool)
-        ts, values, status = ts[keep][-capacity:], values[keep][-capacity:], status[keep][-capacity:]
+        if np.any(ts[1:] <= ts[:-1]):  # stored histories come sorted: then no sorting copies
+            ts, values, status = _by_time(ts, values, status)
+        ts, values, status = ts[-capacity:], values[-capacity:], status[-capacity:]
         window._grow(max(len(ts), 1))
         n = len(ts)
         window._ts[:n], window._values[:n], window._status[:n] = ts, values, status
@@ -296,6 +299,14 @@ class MetricsWindow:
         return view
 
 
+def _by_time(ts: np.ndarray, values: np.ndarray, status: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows sorted by timestamp, keeping the last of equal timestamps, as an upsert would."""
+    order = np.argsort(ts, kind="stable")
+    ts, values, status = ts[order], values[order], status[order]
+    keep = np.append(ts[1:] != ts[:-1], True)
+    return ts[keep], values[keep], status[keep]
+
+
 class FleetWindows:
     """Every tracked server's MetricsWindow, keyed by server name: what the engine's model reads.
 
@@ -334,13 +345,15 @@ class FleetWindows:
     def load(self, history: ServerHistory, not_after_epoch_s: int | None = None) -> int:
         """Replace a server's window with its stored history (see the class); return the rows kept."""
         ts, values = np.asarray(history.timestamps, dtype=np.int64), np.asarray(history.values)
+        statuses = np.asarray(history.statuses)
         keep = measured(values)
         if not_after_epoch_s is not None:
             future = ts > not_after_epoch_s
             self.future_skipped += int(np.count_nonzero(future))
             keep &= ~future
-        window = MetricsWindow.from_arrays(history.server_name, self.capacity, ts[keep], clip_values(values[keep]),
-                                           np.asarray(history.statuses)[keep])
+        if not keep.all():  # selecting copies every array: only when a row goes
+            ts, values, statuses = ts[keep], values[keep], statuses[keep]
+        window = MetricsWindow.from_arrays(history.server_name, self.capacity, ts, clip_values(values), statuses)
         if len(window):
             self.put(window)
         return len(window)

@@ -187,3 +187,13 @@ def test_the_cycle_collector_is_paused_while_rows_are_read_and_left_as_it_was(se
     finally:
         (gc.enable if was else gc.disable)()
     assert seen and not any(seen)
+
+
+def test_sqlite_packs_a_record_in_the_layout_numpy_reads():
+    row = (BASE, STATUS_CODE["idle"], (1 << len(METRIC_FIELDS)) - 1, *(i + 0.25 for i in range(len(METRIC_FIELDS))))
+    (record,) = np.frombuffer(bulk._PACK.pack(*row), dtype=bulk.PACKED_DTYPE)
+    assert bulk._PACK.size == bulk.PACKED_DTYPE.itemsize
+    assert (record["ts"], record["status"], record["missing"]) == row[:3]
+    assert record["values"].tolist() == list(row[3:])
+    ts, statuses, values = bulk.unpacked(np.array([record]))
+    assert ts.tolist() == [BASE] and statuses.tolist() == [STATUS_CODE["idle"]] and np.isnan(values).all()

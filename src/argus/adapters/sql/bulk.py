@@ -31,13 +31,13 @@ from argus.domain.metrics import METRIC_FIELDS
 CHUNK_ROWS = 32_768
 #: One packed record, as ``packed_rows`` has the database write it: big-endian, no padding
 #: (PostgreSQL's ``int8send``/``float8send`` are network byte order; SQLite packs to match).
-PACKED_DTYPE = np.dtype([("ts", ">i8"), ("status", ">i2"), ("missing", ">i2"),
+PACKED_DTYPE = np.dtype([("ts", ">i8"), ("status", ">i2"), ("missing", ">i4"),
                          ("values", ">f8", (len(METRIC_FIELDS),))])
 #: SQLite has no function that writes a float's bytes: this one, registered on the connection,
 #: is ``struct`` packing (C code; a Python function per row would cost more than it saves).
 _SQLITE_PACK = "argus_pack_record"
-_PACK = struct.Struct(">qhh" + "d" * len(METRIC_FIELDS))
-assert _PACK.size == PACKED_DTYPE.itemsize
+_PACK = struct.Struct(">qhi" + "d" * len(METRIC_FIELDS))
+_first, _second = operator.itemgetter(0), operator.itemgetter(1)
 
 
 def read_histories(engine: sa.Engine, query: sa.Select, order: Sequence[str], limit_per_server: int | None,
@@ -89,9 +89,6 @@ def packed_rows(connection: sa.Connection,
         yield (list(map(_first, rows)), *unpacked(records))
 
 
-_first, _second = operator.itemgetter(0), operator.itemgetter(1)
-
-
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
     """Pause Python's cycle collector: the driver's millions of row tuples (no cycles among them)
@@ -110,7 +107,7 @@ def unpacked(records: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     past float32's range becomes an infinity, which the windows clip)."""
     with np.errstate(over="ignore"):
         values = records["values"].astype(np.float32)
-    missing = records["missing"].astype(np.int32)
+    missing = records["missing"].astype(np.int64)
     if missing.any():
         values[(missing[:, None] >> np.arange(len(METRIC_FIELDS))) & 1 == 1] = np.nan
     return records["ts"].astype(np.int64), records["status"].astype(np.int8), values
@@ -126,7 +123,7 @@ def _packing(query: sa.Select, dialect: str) -> sa.Select:
         packed = getattr(sa.func, _SQLITE_PACK)(ts, status, missing, *(sa.func.coalesce(f, 0.0) for f in fields))
     else:  # PostgreSQL: *send() writes a value's binary wire form, || joins bytea
         parts = [sa.func.int8send(sa.cast(ts, sa.BigInteger)), sa.func.int2send(sa.cast(status, sa.SmallInteger)),
-                 sa.func.int2send(sa.cast(missing, sa.SmallInteger)),
+                 sa.func.int4send(sa.cast(missing, sa.Integer)),
                  *(sa.func.float8send(sa.func.coalesce(sa.cast(f, sa.Double), 0.0)) for f in fields)]
         packed = functools.reduce(lambda left, right: left.op("||")(right), parts)
     return query.with_only_columns(name, packed)

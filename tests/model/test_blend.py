@@ -98,6 +98,35 @@ def test_band_factors_find_the_scale_that_covers_80_percent():
     assert np.all(np.abs(factors - 2.0) < 0.25)
 
 
+def test_band_factors_fit_only_the_windows_that_vary():
+    rng = np.random.default_rng(1)
+    n, horizon, quantiles = 400, 96, (0.1, 0.5, 0.9)
+    actual = rng.normal(50, 2.0, (n, horizon, len(TARGETS)))
+    actual[: n // 2] = 50.0  # half the windows: a constant server, inside any band around its median
+    z = 1.2816 * 2.0 * 0.5
+    values = np.stack([np.full_like(actual, 50 - z), np.full_like(actual, 50.0), np.full_like(actual, 50 + z)], -1)
+    varying = np.zeros((n, len(TARGETS)), dtype=bool)
+    varying[n // 2 :] = True
+    pooled = band_factors(values, actual, quantiles, coverage=0.8)
+    fitted = band_factors(values, actual, quantiles, coverage=0.8, varying=varying)
+    assert np.all(pooled < 1.7)  # the constants pull the factor down: the varying half would be under-covered
+    assert np.all(np.abs(fitted - 2.0) < 0.25)
+
+
+def test_season_scale_is_the_mean_change_since_the_same_time_yesterday():
+    from argus.adapters.calibration import season_scale
+    from argus.adapters.tft.data import ServerSeries
+
+    steps = 3 * 288
+    values = synthetic_values(steps, 0)
+    values[:, FIELD_INDEX["mem_used_pct"]] = 40 + 3.0 * (np.arange(steps) // 288)  # +3 points each day
+    ts = START_EPOCH_S + STEP * np.arange(steps)
+    series = ServerSeries("srv", ts, values, np.zeros(steps, dtype=np.int8))
+    scale = season_scale(series, before=int(ts[-1]) + 1)
+    assert scale[MEM] == pytest.approx(3.0)
+    assert np.isnan(season_scale(series, before=int(ts[100]))).all()  # not a day of history before it
+
+
 def test_an_old_manifest_without_a_blend_section_still_serves(tmp_path):
     build_tiny_model(tmp_path, calibrate=False)
     registry = DirectoryModelRegistry(tmp_path)

@@ -48,6 +48,9 @@ BINS: tuple[tuple[int, int], ...] = ((1, 3), (4, 6), (7, 12), (13, 24), (25, 48)
 TFT = "tft"
 #: Smallest spread (one standard deviation) of any target: no band is ever zero-wide.
 SIGMA_FLOOR = np.array([0.05 if t == "load" else 0.25 for t in TARGETS])
+#: A target "varies" on a server whose seasonal MASE scale is above twice the band floor: only there does a
+#: band's coverage say anything about its calibration (a constant sits inside the floor's band whatever it is).
+VARYING_SCALE = 2 * SIGMA_FLOOR
 _Z = {0.02: -2.054, 0.1: -1.2816, 0.25: -0.6745, 0.5: 0.0, 0.75: 0.6745, 0.9: 1.2816, 0.98: 2.054}
 
 

@@ -14,12 +14,17 @@ from datetime import UTC, datetime
 import attrs
 import numpy as np
 
-from argus.adapters.blend import BINS, SIGMA_FLOOR, BlendConfig, BlendForecaster, window_at
+from argus.adapters import structural
+from argus.adapters.blend import BINS, SIGMA_FLOOR, VARYING_SCALE, BlendConfig, BlendForecaster, window_at
 from argus.domain.forecast import TARGETS
 from argus.domain.metrics import STEP_SECONDS
 
-COVERAGE = 0.81  # p10-p90 aims at 0.80 +- sampling noise; a little over is safer than under
+#: What p10-p90 is fitted to cover on the calibration windows of the servers that vary. Above 0.80 on purpose: a
+#: new server is covered less than the servers the factors were fitted on (measured: fitted to 0.81, the unseen VMs
+#: got 0.77-0.84 by target and horizon; to 0.83, 0.79-0.84), and the aim is 0.78-0.85 on servers never seen.
+COVERAGE = 0.83
 DAY_S = 86_400
+DAY_STEPS = DAY_S // STEP_SECONDS
 
 
 def sort_series(series):
@@ -71,12 +76,33 @@ def replay(forecaster: BlendForecaster, series: Mapping[str, object], origins: M
             "server": np.asarray(server), "rows": rows}
 
 
+def season_scale(series, before: int) -> np.ndarray:
+    """(T,) mean |value - same time yesterday| of each target over the measured steps before ``before``.
+
+    The MASE denominator ``argus evaluate`` uses; NaN for a target without a day-apart pair.
+    """
+    ts, values = series.ts, series.values
+    keep = ts < before
+    grid = np.round(ts[keep] / STEP_SECONDS).astype(np.int64)
+    targets = structural.targets_of(values[keep])
+    ok = np.isfinite(targets).all(axis=1)
+    grid, targets = grid[ok], targets[ok]
+    at = np.searchsorted(grid, grid - DAY_STEPS)
+    found = (at < len(grid)) & (grid[np.minimum(at, len(grid) - 1)] == grid - DAY_STEPS)
+    if not found.any():
+        return np.full(len(TARGETS), np.nan)
+    return np.abs(targets[found] - targets[at[found]]).mean(axis=0)
+
+
 def band_factors(values: np.ndarray, actual: np.ndarray, quantiles: Sequence[float],
-                 coverage: float = COVERAGE) -> np.ndarray:
+                 coverage: float = COVERAGE, varying: np.ndarray | None = None) -> np.ndarray:
     """(nbins, T) factors on the p10/p90 offsets from the median that make the band cover ``coverage``.
 
     For each point the smallest factor that covers it is |actual - median| / offset on its side; the
-    factor for a bin is the ``coverage`` quantile of those.
+    factor for a bin is the ``coverage`` quantile of those. ``varying`` (N, T): which windows' targets
+    vary (their server's seasonal scale is above ``VARYING_SCALE``); only those are fitted on, as only
+    those are judged: a near-constant series sits inside any band and would pull the factor down, so
+    the servers that do vary came out under-covered (0.77 for memory at 30 minutes on unseen VMs).
     """
     q = list(quantiles)
     mid, lo, hi = values[..., q.index(0.5)], values[..., q.index(0.1)], values[..., q.index(0.9)]
@@ -90,6 +116,8 @@ def band_factors(values: np.ndarray, actual: np.ndarray, quantiles: Sequence[flo
     need = np.where(at_end, 0.0, need)
     # a band narrower than the floor's is served at the floor whatever the factor: it says nothing about it
     need = np.where(hi - lo > 2 * 1.2816 * SIGMA_FLOOR, need, np.nan)
+    if varying is not None:
+        need = np.where(varying[:, None, :], need, np.nan)
     out = np.ones((len(BINS), len(TARGETS)))
     for j, (a, b) in enumerate(BINS):
         part = need[:, a - 1 : b]
@@ -111,12 +139,15 @@ def calibrate(forecaster: BlendForecaster, series: Mapping[str, object], servers
     origins = {n: choose_origins(s, start, end, origins_per_server, blend.horizon_steps) for n, s in data.items()}
     origins = {n: o for n, o in origins.items() if o}
     result = replay(blend, data, origins, profiles)
-    scale = band_factors(result["values"], result["actual"], blend.quantiles)
+    scales = {n: season_scale(data[n], start) for n in origins}
+    varying = np.stack([scales[n] for n, _ in result["rows"]]) > VARYING_SCALE
+    scale = band_factors(result["values"], result["actual"], blend.quantiles, varying=varying)
     mean_w = result["weights"].mean(axis=0)  # (C, nbins, T)
     prior = {t: {c: [round(float(v), 4) for v in mean_w[ci, :, ti]] for ci, c in enumerate(blend.components)}
              for ti, t in enumerate(TARGETS)}
     band = {t: [round(float(v), 4) for v in scale[:, ti]] for ti, t in enumerate(TARGETS)}
     record = {"windows": len(result["rows"]), "servers": len(origins), "coverage_target": COVERAGE,
+              "fitted_on": "windows of servers whose target varies (seasonal scale above twice the band floor)",
               "period_start": _iso(start), "period_end": _iso(end), "bins": [list(b) for b in BINS]}
     return attrs.evolve(base, band_scale=band, prior=prior, calibration=record)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import attrs
 import numpy as np
 
-from argus.adapters import structural
+from argus.adapters import blend, structural
 from argus.adapters.blend import window_at
 from argus.adapters.tft.data import ServerSeries, load_series
 from argus.adapters.tft.features import Segment, segments_from_arrays
@@ -36,7 +36,7 @@ BOOTSTRAP_LEVEL = 0.9
 #: A server "varies" on a target when its MASE scale (same-time-yesterday MAE before the period) is above twice
 #: the served band's floor (blend.SIGMA_FLOOR): below it the floor alone covers every point, so coverage there
 #: says nothing about calibration (a band cannot be both never zero-wide and 80 % on a constant).
-VARYING_SCALE = {t: (0.1 if t == "load" else 0.5) for t in TARGETS}
+VARYING_SCALE = {t: float(v) for t, v in zip(TARGETS, blend.VARYING_SCALE, strict=True)}
 #: Peers shown in the text table (every peer is in the JSON).
 TABLE_PEERS = ("last_value", "seasonal_naive", "same_time_median_7d", "predict_linear_1h", "predict_linear_6h",
                "damped_trend", TFT_ALONE)

@@ -1,4 +1,4 @@
-"""glibc malloc settings for the web workers, which copy multi-megabyte published bodies every tick."""
+"""glibc malloc settings: web workers copy multi-megabyte published bodies every tick, the engine builds them."""
 
 from __future__ import annotations
 
@@ -25,3 +25,22 @@ def map_large_blocks(threshold: int = LARGE_BLOCK_BYTES) -> bool:
     except (OSError, AttributeError):
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, threshold))
+
+
+def release_free_memory() -> bool:
+    """Hand the free pages of every malloc arena back to the OS (glibc's ``malloc_trim(0)``).
+
+    Why the engine calls this after each tick: a tick frees many multi-megabyte blocks (forecast
+    arrays, the rendered bodies, their SQL copies) whose sizes move from tick to tick, and the raised
+    mmap threshold (see ``map_large_blocks``) serves them from the heap. Freed, they sit below blocks
+    that live on (windows, caches), where glibc's own trimming, which only cuts the top of the heap,
+    cannot reach them: in-process soaks of 300 servers held ~200 MB more and kept climbing with the
+    Python heap flat. Mapping every large block, as the workers do, also levelled it off less and
+    cost the engine page faults on every tick's arrays. Returns whether memory was released; False
+    where the C library has no ``malloc_trim`` (not glibc).
+    """
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    return bool(malloc_trim(0))

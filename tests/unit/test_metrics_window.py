@@ -41,6 +41,15 @@ def test_record_older_than_a_full_window_is_dropped():
     assert window.timestamps.tolist() == [600, 900]
 
 
+def test_a_full_window_keeps_appending_in_a_buffer_an_eighth_larger_than_its_capacity():
+    window = MetricsWindow("a", capacity=800)
+    for i in range(1, 3000):
+        window.add(300 * i, _row(i), "healthy")
+        assert len(window._ts) <= 900  # the slack whose pages become resident row by row stays small
+    assert window.timestamps.tolist() == [300 * i for i in range(2200, 3000)]
+    assert window.column("mem_used_pct").tolist() == list(range(2200, 3000))
+
+
 def test_views_are_read_only():
     window = MetricsWindow("a", capacity=2)
     window.add(300, _row(1), "healthy")

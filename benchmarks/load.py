@@ -11,8 +11,9 @@ real seconds (60x faster than life at 5 s), and three clients poll /predictions/
 reference's 30/minute limit: the excess gets 429).
 Reports throughput, p50/p99 latency and status codes per endpoint (``explain_503``: explanations
 the engine did not answer within the timeout, target 0), ticks seen, and the RSS of every Argus
-process sampled every ``--sample-seconds``: first and last value and the least-squares slope in
-MB/hour after ``--warm-up-minutes`` (target: about 0).
+process sampled every ``--sample-seconds`` (total and its anonymous part, ``anon``: heap rather than
+mapped files): first and last value and the least-squares slope in MB/hour after ``--warm-up-minutes``
+(target: about 0); every sample is kept in the JSON (``rss_samples``).
 """
 
 from __future__ import annotations
@@ -86,14 +87,16 @@ def _rss_mb(root_pid: int) -> dict[str, float]:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        rss = next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmRSS")), 0.0)
+        fields = {line.split(":")[0]: int(line.split()[1]) / 1024 for line in status.splitlines()
+                  if line.startswith(("VmRSS", "RssAnon"))}
         if " engine" in cmdline:
             role = "engine"
         elif "gunicorn" in cmdline:
             role = "worker" if parent_role == "gunicorn-master" else "gunicorn-master"
         else:
             role = "supervisor"
-        out[f"{role} {pid}"] = round(rss, 1)
+        out[f"{role} {pid}"] = round(fields.get("VmRSS", 0.0), 1)
+        out[f"{role} {pid} anon"] = round(fields.get("RssAnon", 0.0), 1)  # heap; the rest is mapped files
         children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
         pids.extend((int(child), role) for child in children.split())
     return out
@@ -243,6 +246,7 @@ def _soak(port: int, root_pid: int, args, rng: random.Random) -> dict:
         "rss_mb_after_warm_up": samples[0][1] if samples else None, "rss_mb_end": samples[-1][1] if samples else None,
         "rss_slope_mb_per_hour": _slope_mb_per_hour(samples),
         "rss_fit_minutes": round((samples[-1][0] - samples[0][0]) / 60, 1) if samples else 0,
+        "rss_samples": [(round(at - samples[0][0]), rss) for at, rss in samples],
     }
 
 

@@ -16,7 +16,8 @@ def test_an_exported_fleet_is_accepted_whole_by_argus_feed(container, tmp_path):
     path = tmp_path / "fleet.jsonl.gz"
     exported = CliRunner().invoke(cli, ["demo", "--export", str(path), "--servers", "7", "--hours", "2"])
     assert exported.exit_code == 0, exported.output
-    records = [json.loads(line) for line in gzip.open(path, "rt")]
+    with gzip.open(path, "rt") as lines:
+        records = [json.loads(line) for line in lines]
     assert len(records) == 7 * 24 and len({r["server_name"] for r in records}) == 7
     with serving(container.app()) as url:  # default clock skew and retention: dated now, nothing refused
         fed = CliRunner().invoke(cli, ["feed", str(path), "--url", url, "--key", API_KEY, "--backfill"])

@@ -169,3 +169,18 @@ def test_an_explanation_carries_its_ticks_risk_even_where_the_server_learned_its
     absolute = assess("ppweb004", calm.profile, service.predictor.profiles.profile_for("ppweb004").limits,
                       current_values(window), recent_means(window), result.forecasts["ppweb004"])
     assert absolute.score > calm.score + 5
+
+
+def test_a_tick_drops_the_cached_explanations_whose_window_moved_on(service, fleet):
+    # Kept until asked again, every server's last body stayed: ~1,000 stale ones in a 1,000-server soak.
+    service.observe(service.predictor.tick(fleet, AT))
+    service.handle({"server_name": "ppweb001"})
+    service.handle({"server_name": "ppweb002"})
+    moved = fleet.get("ppweb002")
+    moved.add(int(moved.timestamps[-1]) + 300, moved.values[-1], "healthy")
+
+    service.observe(service.predictor.tick(fleet, AT))
+
+    assert set(service._cache) == {"ppweb001"}  # its window is the same: its body can still serve
+    assert service.handle({"server_name": "ppweb001"})["cached"] is True
+    assert service.handle({"server_name": "ppweb002"})["cached"] is False

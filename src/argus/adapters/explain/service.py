@@ -54,7 +54,7 @@ class ExplainService:
         ``between_chunks`` (the engine's) is called before each precomputed explanation: requests
         answered there are still of the previous tick, which is published until this one is recorded.
         """
-        self._cache = {name: entry for name, entry in self._cache.items() if name in result.forecasts}
+        self._cache = {name: entry for name, entry in self._cache.items() if _inputs_unchanged(entry[0], result, name)}
         hot = sorted((a for a in result.assessments
                       if a.level >= AlertLevel.WARNING and a.server_name in result.forecasts),
                      key=lambda a: (-a.score, a.server_name))
@@ -123,6 +123,16 @@ class ExplainService:
         body = _render(context, result, time.perf_counter() - started)
         self._cache[name] = (key, body)
         return {**body, "cached": False}
+
+
+def _inputs_unchanged(key: tuple, result: TickResult, name: str) -> bool:
+    """Whether a cached explanation (``key``) can still serve ``result``: same model, same window.
+
+    Anything else is dropped when a tick is observed: the cache held every server's last explanation
+    until that server was asked again, one stale body (~8 KB) per server ever explained.
+    """
+    window = result.windows.get(name) if name in result.forecasts else None
+    return window is not None and key[:3] == (result.model_name, int(window.timestamps[-1]), len(window))
 
 
 def _assessment(result: TickResult, name: str):

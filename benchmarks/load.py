@@ -13,7 +13,9 @@ Reports throughput, p50/p99 latency and status codes per endpoint (``explain_503
 the engine did not answer within the timeout, target 0), ticks seen, and the RSS of every Argus
 process sampled every ``--sample-seconds`` (total and its anonymous part, ``anon``: heap rather than
 mapped files): first and last value and the least-squares slope in MB/hour after ``--warm-up-minutes``
-(target: about 0); every sample is kept in the JSON (``rss_samples``).
+(target: about 0); every sample is kept in the JSON (``rss_samples``). Those samples swing by ~100 MB
+with the phase of the engine's tick; ``engine_after_ticks`` reads the engine's own line after each tick
+(resident set and malloc's in-use bytes, after its trim) from the server's log: the slope to judge.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import http.client
 import json
 import os
 import random
+import re
 import signal
 import socket
 import statistics
@@ -32,6 +35,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
+from datetime import datetime
 from pathlib import Path
 
 KEY = "load-key-0123456789abcdef"
@@ -141,13 +145,14 @@ def main() -> None:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         env = {**os.environ, "ARGUS_DATA_DIR": tmp, "TACHYON_API_KEY": KEY,
-               "ARGUS_LOG_LEVEL": "INFO" if args.server_log else "WARNING",
+               "ARGUS_LOG_LEVEL": "INFO", "ARGUS_LOG_FORMAT": "text",  # the engine's memory lines are read back
                "ARGUS_MODEL_DIR": str(args.model_dir.resolve()),
                "ARGUS_RECORDS_RETENTION_DAYS": "36500",  # the records are dated 2025
                # Explanations keep the reference's 30/minute: each costs the engine a second or two of
                # model time, so a client polling them faster gets documented 429s, not a queue.
                "ARGUS_RATE_LIMITS": ",".join(f"{g}=1000000/minute" for g in ("feed", "predictions", "alerts"))}
-        log = args.server_log.open("wb") if args.server_log else subprocess.DEVNULL
+        server_log = args.server_log or Path(tmp) / "server.log"
+        log = server_log.open("wb")
         server = subprocess.Popen([sys.executable, "-m", "argus", "serve", "--port", str(port), "--workers", "2"],
                                   env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -155,6 +160,8 @@ def main() -> None:
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(60)
+            log.close()
+        result["engine_after_ticks"] = _after_ticks(server_log, result.pop("warm_up_ended_at"))
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
@@ -215,6 +222,7 @@ def _soak(port: int, root_pid: int, args, rng: random.Random) -> dict:
     duration = args.minutes * 60
     warm_up_s = 60 * args.warm_up_minutes if args.warm_up_minutes is not None else min(300.0, duration / 6)
     load_started = time.monotonic()
+    warm_up_ended_at = time.time() + warm_up_s
     samples: list[tuple[float, dict[str, float]]] = []  # after the warm-up
     ticks: set[str] = set()
     rss_start = _rss_mb(root_pid)
@@ -247,7 +255,26 @@ def _soak(port: int, root_pid: int, args, rng: random.Random) -> dict:
         "rss_slope_mb_per_hour": _slope_mb_per_hour(samples),
         "rss_fit_minutes": round((samples[-1][0] - samples[0][0]) / 60, 1) if samples else 0,
         "rss_samples": [(round(at - samples[0][0]), rss) for at, rss in samples],
+        "warm_up_ended_at": warm_up_ended_at,
     }
+
+
+MEMORY_LINE = re.compile(r"^(\S+ \S+) .*memory after the tick: rss ([\d,]+) MB, malloc in use ([\d,]+) MB")
+
+
+def _after_ticks(server_log: Path, since: float) -> dict:
+    """The engine's resident set and malloc's in-use bytes right after each tick's trim (its log lines), after
+    the warm-up: sampled at the same point of every tick, so their slopes are not the tick's own swing."""
+    points = []
+    with server_log.open(errors="replace") as lines:
+        for line in lines:
+            if (found := MEMORY_LINE.match(line)) is not None:
+                at = datetime.strptime(found[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()  # local, as logged
+                if at >= since:
+                    points.append((at, {"rss": float(found[2].replace(",", "")),
+                                        "malloc_in_use": float(found[3].replace(",", ""))}))
+    return {"ticks": len(points), "first": points[0][1] if points else None, "last": points[-1][1] if points else None,
+            "slope_mb_per_hour": _slope_mb_per_hour(points)}
 
 
 def _wait_for_engine(port: int, records: int, timeout_s: float = 3600.0) -> float:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import platform
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +79,30 @@ def test_the_engine_trims_after_a_step_that_ticked_and_not_after_one_that_only_p
     assert trims == []
     entrypoint._step(SimpleNamespace(status=status, step=tick))
     assert trims == [1]
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc" or not Path("/proc/self/statm").exists(),
+                    reason="reads /proc and glibc's mallinfo2")
+def test_after_a_tick_the_engine_logs_its_resident_set_and_mallocs_bytes_in_use(monkeypatch, caplog):
+    import re
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from argus.entrypoints import engine as entrypoint
+
+    status = SimpleNamespace(last_prediction=None)
+    held = np.ones(8 << 20 >> 3)  # 8 MB kept across the tick: counted as in use
+
+    def tick() -> None:
+        status.last_prediction = "2025-01-15T00:05:00"
+
+    with caplog.at_level(logging.INFO, logger="argus.engine"):
+        entrypoint._step(SimpleNamespace(status=status, step=lambda: None))
+        assert not caplog.records  # a step that only polled says nothing
+        entrypoint._step(SimpleNamespace(status=status, step=tick))
+    found = re.fullmatch(r"memory after the tick: rss ([\d,]+) MB, malloc in use ([\d,]+) MB \(mapped [\d,]+ MB\), "
+                         r"free [\d,]+ MB", caplog.records[-1].getMessage())
+    assert found is not None, caplog.records[-1].getMessage()
+    rss, in_use = (int(group.replace(",", "")) for group in found.groups())
+    assert rss > 0 and in_use >= held.nbytes >> 20

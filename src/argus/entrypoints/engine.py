@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from argus.entrypoints.container import Container
 from argus.entrypoints.logs import configure_logging
-from argus.entrypoints.malloc import release_free_memory
+from argus.entrypoints.malloc import memory_report, release_free_memory
 
 log = logging.getLogger("argus.engine")
 
@@ -69,6 +69,9 @@ def _step(engine) -> None:
     engine.step()
     if _last_tick(engine) != ticked_at:
         release_free_memory()
+        report = memory_report()
+        if report is not None:
+            log.info("memory after the tick: %s", report)
 
 
 def _last_tick(engine) -> object:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 
 M_MMAP_THRESHOLD = -3  # mallopt parameter number, from glibc's <malloc.h>
 #: Blocks this size and up get their own mapping: the published /predictions/current body is ~8 MB for
@@ -45,3 +46,33 @@ def release_free_memory() -> bool:
     except (OSError, AttributeError):
         return False
     return bool(malloc_trim(0))
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def memory_report() -> str | None:
+    """One line on this process's memory: resident set, and what malloc holds in use and free (all arenas).
+
+    The engine logs it after each tick's trim: a resident set that grows while malloc's in-use bytes
+    stay flat is fragmentation, one that grows with them is something kept. None where neither
+    ``/proc/self/statm`` nor glibc's ``mallinfo2`` exists.
+    """
+    parts = []
+    try:
+        with open("/proc/self/statm") as statm:
+            parts.append(f"rss {int(statm.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20:,.0f} MB")
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        mallinfo2 = None
+    if mallinfo2 is not None:
+        mallinfo2.restype = _MallInfo2
+        info = mallinfo2()
+        parts.append(f"malloc in use {(info.uordblks + info.hblkhd) / 2**20:,.0f} MB "
+                     f"(mapped {info.hblkhd / 2**20:,.0f} MB), free {info.fordblks / 2**20:,.0f} MB")
+    return ", ".join(parts) or None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,35 @@ from argus.entrypoints.container import Container
 from argus.entrypoints.settings import Settings
 
 API_KEY = "test-key-0123456789"
-POSTGRES_URL = os.environ.get("ARGUS_TEST_POSTGRES_URL")
-REDIS_URL = os.environ.get("ARGUS_TEST_REDIS_URL")
+#: ``gw0``, ``gw1`` … in a pytest-xdist worker (``scripts/test -n 2``), else None.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+
+
+def _per_worker(url: str | None, database: Callable[[sa.URL, str], str]) -> str | None:
+    """``url`` with the database that belongs to this xdist worker (unchanged outside xdist)."""
+    if not url or not WORKER:
+        return url
+    parsed = sa.make_url(url)
+    return parsed.set(database=database(parsed, WORKER)).render_as_string(hide_password=False)
+
+
+# PostgreSQL: a database per worker (``test_gw0`` …, created in ``pytest_configure``); Redis: a database
+# number per worker (``gw0`` → 1 …), so that no worker empties another's.
+POSTGRES_URL = _per_worker(os.environ.get("ARGUS_TEST_POSTGRES_URL"), lambda url, worker: f"{url.database}_{worker}")
+REDIS_URL = _per_worker(os.environ.get("ARGUS_TEST_REDIS_URL"), lambda _, worker: str(int(worker[2:]) + 1))
+
+
+def pytest_configure(config) -> None:
+    """Create this xdist worker's PostgreSQL database if it does not exist yet."""
+    base = os.environ.get("ARGUS_TEST_POSTGRES_URL")
+    if not base or not WORKER:
+        return
+    name = sa.make_url(POSTGRES_URL).database
+    engine = create_db_engine(base).execution_options(isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        if connection.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
 
 
 def _reset_postgres(url: str) -> None:
@@ -114,9 +142,17 @@ def tiny_model_dir(tmp_path_factory):
     """A model directory holding the tiny TFT (real training code, tiny sizes) marked CURRENT; read-only."""
     from tests.model.conftest import build_tiny_model
 
-    model_dir = tmp_path_factory.mktemp("models")
-    build_tiny_model(model_dir)  # tft_20250101_000000
-    return model_dir
+    if WORKER is None:
+        model_dir = tmp_path_factory.mktemp("models")
+        build_tiny_model(model_dir)  # tft_20250101_000000
+        return model_dir
+    from filelock import FileLock  # xdist workers share one build: the first trains it, the others wait for it
+
+    shared = tmp_path_factory.getbasetemp().parent / "tiny-models"
+    with FileLock(f"{shared}.lock"):
+        if not (shared / "CURRENT").exists():
+            build_tiny_model(shared)
+    return shared
 
 
 @pytest.fixture(scope="session")

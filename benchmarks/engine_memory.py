@@ -61,26 +61,14 @@ def _slope(values: list[float]) -> float:
 def run(args: argparse.Namespace) -> dict:
     import gc
 
-    from dependency_injector import providers
-
     from argus.adapters.sql.database import create_db_engine
     from argus.adapters.sql.store import SqlMetricsStore
-    from argus.entrypoints.container import Container
     from argus.entrypoints.malloc import memory_report, release_free_memory
-    from argus.entrypoints.settings import Settings
 
     data_dir = Path(tempfile.mkdtemp(prefix="argus-engine-memory-"))
     predictions.seed(data_dir, args.servers)
-    settings = Settings.from_env({"ARGUS_DATA_DIR": str(data_dir), "TACHYON_API_KEY": predictions.KEY,
-                                  "ARGUS_MODEL_DIR": str(args.model_dir.resolve()),
-                                  "ARGUS_RECORDS_RETENTION_DAYS": "36500",  # the records are dated 2025
-                                  "ARGUS_ROLLING_WINDOW_SIZE": str(args.window)})
-    container = Container()
-    container.settings.override(providers.Object(settings))
-    engine = container.engine()
-    if engine.predictor is None:
-        raise SystemExit(f"no model could be loaded from {args.model_dir}")
-    engine.start()
+    container, engine = predictions.started_engine(data_dir, args.model_dir.resolve(),
+                                                   ARGUS_ROLLING_WINDOW_SIZE=str(args.window))
     store = SqlMetricsStore(create_db_engine(f"sqlite:///{data_dir / 'argus.db'}"))
     names = sorted(w.server_name for w in engine.keeper.windows)
     forecaster = engine.predictor.forecaster

@@ -68,7 +68,9 @@ def seed(data_dir: Path, servers: int) -> None:
     engine.dispose()
 
 
-def bench_ticks(data_dir: Path, model_dir: Path, repeats: int) -> dict:
+def started_engine(data_dir: Path, model_dir: Path, **env: str):
+    """The container's engine on ``data_dir`` (as ``seed`` left it) with the model in ``model_dir``, started
+    (windows rebuilt); returns ``(container, engine)``. ``env``: more ``ARGUS_*`` settings."""
     from dependency_injector import providers
 
     from argus.entrypoints.container import Container
@@ -76,13 +78,18 @@ def bench_ticks(data_dir: Path, model_dir: Path, repeats: int) -> dict:
 
     settings = Settings.from_env({"ARGUS_DATA_DIR": str(data_dir), "TACHYON_API_KEY": KEY,
                                   "ARGUS_MODEL_DIR": str(model_dir),
-                                  "ARGUS_RECORDS_RETENTION_DAYS": "36500"})  # the records are dated 2025
+                                  "ARGUS_RECORDS_RETENTION_DAYS": "36500", **env})  # the records are dated 2025
     container = Container()
     container.settings.override(providers.Object(settings))
     engine = container.engine()
     if engine.predictor is None:
         raise SystemExit(f"no model could be loaded from {model_dir}")
     engine.start()
+    return container, engine
+
+
+def bench_ticks(data_dir: Path, model_dir: Path, repeats: int) -> dict:
+    container, engine = started_engine(data_dir, model_dir)
     warm = {}
     forecaster = engine.predictor.forecaster
     if hasattr(forecaster, "past_budget_share"):

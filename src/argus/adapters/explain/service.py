@@ -98,7 +98,7 @@ class ExplainService:
         tick (``tick_at``, ``timestamp``) and this tick's ``prediction``.
         """
         window, assessment = result.windows[name], _assessment(result, name)
-        key = (result.model_name, int(window.timestamps[-1]), len(window), assessment.score, assessment.anomaly)
+        key = (*_inputs(result, name), assessment.score, assessment.anomaly)
         cached = self._cache.get(name)
         if cached is not None and cached[0] == key:
             return {**cached[1], **_of_tick(result, name, assessment), "cached": True}
@@ -125,14 +125,19 @@ class ExplainService:
         return {**body, "cached": False}
 
 
+def _inputs(result: TickResult, name: str) -> tuple[str, int, int]:
+    """What a server's explanation on ``result`` is computed from besides its assessment: model and window."""
+    window = result.windows[name]
+    return result.model_name, int(window.timestamps[-1]), len(window)
+
+
 def _inputs_unchanged(key: tuple, result: TickResult, name: str) -> bool:
     """Whether a cached explanation (``key``) can still serve ``result``: same model, same window.
 
     Anything else is dropped when a tick is observed: the cache held every server's last explanation
     until that server was asked again, one stale body (~8 KB) per server ever explained.
     """
-    window = result.windows.get(name) if name in result.forecasts else None
-    return window is not None and key[:3] == (result.model_name, int(window.timestamps[-1]), len(window))
+    return name in result.forecasts and name in result.windows and key[:3] == _inputs(result, name)
 
 
 def _assessment(result: TickResult, name: str):

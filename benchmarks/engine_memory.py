@@ -7,8 +7,9 @@ Builds the real engine through the container (SQLite in a temporary folder, the 
 ``--steps-per-tick`` new 5-minute steps for every server (14: the pace of ``benchmarks/load.py``,
 a step every 5 s and a tick about every 70 s) and runs one tick, trimming as the engine process does.
 After each tick it records the resident set, malloc's in-use bytes (``memory_report``) and the
-size of the blend's past-origin cache. ``--trace`` adds tracemalloc and prints the allocations
-that grew most between a third of the way and the end (slow: ~3x the tick time).
+size of the blend's past-origin cache. ``--explain N`` asks the engine for N explanations of random
+servers after each tick, as the soak's clients do (about 35 per tick at 30 a minute). ``--trace`` adds
+tracemalloc and prints the allocations that grew most between a third of the way and the end (slow: ~3x the tick time).
 
 Reports the per-tick series and the slope in MB per tick over the last half of the ticks (target:
 about 0; the first ticks fill bounded structures: anomaly bands, the past-origin cache, window slack).
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> dict:
     store = SqlMetricsStore(create_db_engine(f"sqlite:///{data_dir / 'argus.db'}"))
     names = sorted(w.server_name for w in engine.keeper.windows)
     forecaster = engine.predictor.forecaster
+    explain = container.explain_service()
     rng, step, series, snapshots = np.random.default_rng(1), predictions.HISTORY_STEPS, [], {}
     if args.trace:
         tracemalloc.start(25)
@@ -82,6 +84,8 @@ def run(args: argparse.Namespace) -> dict:
         engine.keeper.poll()
         started = time.perf_counter()
         engine.tick()
+        for name in rng.choice(names, size=min(args.explain, len(names)), replace=False):
+            explain.handle({"server_name": str(name)})
         gc.collect()
         release_free_memory()
         found = REPORT.search(memory_report() or "")
@@ -97,6 +101,7 @@ def run(args: argparse.Namespace) -> dict:
     container.shutdown_resources()
     half = series[len(series) // 2:]
     out = {"servers": args.servers, "ticks": args.ticks, "steps_per_tick": args.steps_per_tick, "window": args.window,
+           "explanations_per_tick": args.explain,
            "rss_mb_first_last": [series[0]["rss_mb"], series[-1]["rss_mb"]],
            "last_half_rss_mb_per_tick": round(_slope([p["rss_mb"] for p in half]), 3),
            "last_half_malloc_in_use_mb_per_tick": round(_slope([p["malloc_in_use_mb"] for p in half]), 3),
@@ -116,6 +121,7 @@ def main() -> None:
     parser.add_argument("--steps-per-tick", type=int, default=14)
     parser.add_argument("--window", type=int, default=288, help="rolling window size in steps (full from the start)")
     parser.add_argument("--model-dir", type=Path, default=Path("models"))
+    parser.add_argument("--explain", type=int, default=0, help="explanations of random servers after each tick")
     parser.add_argument("--trace", action="store_true", help="tracemalloc: where memory grew (slow)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()

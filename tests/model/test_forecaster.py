@@ -95,3 +95,20 @@ def test_the_engine_is_called_between_chunks_and_forecasts_do_not_change(tiny_fo
     assert len(calls) == 2
     for name in whole:
         np.testing.assert_allclose(whole[name].values["mem_pct"], chunked[name].values["mem_pct"], atol=1e-4)
+
+
+def test_inference_runs_without_onednn_whose_per_shape_cache_grew_the_engine(tiny_forecaster, monkeypatch):
+    """oneDNN keeps a primitive per batch shape (each with its weights); the engine's batch sizes vary every
+    tick, so the engine grew by ~0.7 MB a tick in the soak. The forward pass runs with it off, and the flag
+    is restored afterwards for the rest of the process."""
+    import torch
+
+    seen: list[bool] = []
+    net = tiny_forecaster._net
+    forward = net.forward
+    monkeypatch.setattr(net, "forward", lambda *a, **k: seen.append(torch.backends.mkldnn.enabled) or forward(*a, **k))
+    before = torch.backends.mkldnn.enabled
+    windows = [window_of(f"srv{i}", synthetic_values(40, seed=i)) for i in range(3)]
+    assert set(tiny_forecaster.forecast(windows, {})) == {"srv0", "srv1", "srv2"}
+    assert seen == [False]
+    assert torch.backends.mkldnn.enabled == before

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -111,7 +112,7 @@ class TftForecaster:
         # batch shape it meets, and the engine's batches vary from tick to tick (budgeted past origins,
         # explanations), so the cache grew the engine by ~0.7 MB a tick up to its 1,024 entries. Measured on
         # the shipped model: as fast without it (128 windows 409 vs 423 ms, 37 windows 104 vs 103 ms).
-        with torch.backends.mkldnn.flags(enabled=False), torch.inference_mode():
+        with _without_onednn(), torch.inference_mode():
             out = self._net(to_tensors(batch, self.device))
             pred = stacked_prediction(out).float().cpu().numpy()
             explain = explanation_arrays(self._net, out)
@@ -141,3 +142,17 @@ class TftForecaster:
 
     def _named(self, part: str, weights: np.ndarray) -> dict[str, float]:
         return {name: float(w) for name, w in zip(self._feature_names[part], weights, strict=True)}
+
+
+@contextmanager
+def _without_onednn() -> Iterator[None]:
+    """oneDNN off for the enclosed code, restored after (``torch.backends.mkldnn.flags`` would also set its
+    TF32 flag, which warns on every call on a CPU-only build)."""
+    import torch
+
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = before

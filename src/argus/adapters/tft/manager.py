@@ -72,8 +72,9 @@ class ModelManager:
         else:
             candidate = self._load_checked(name)
         previous = self.loaded_name
-        self.predictor.forecaster = candidate  # one assignment: the next tick uses the new model
+        # CURRENT first: whoever sees the new model serving (a test, /status, another host) finds CURRENT naming it
         self.registry.set_current(name)
+        self.predictor.forecaster = candidate  # one assignment: the next tick uses the new model
         self.status.model_loaded = True
         self.status.model_path = f"{self.registry.root.name}/{name}"
         log.info("model %s is live (was %s)", name, previous or "none")

@@ -110,8 +110,8 @@ class TftForecaster:
         batch.pop("future_z", None)
         # Without oneDNN: it caches a primitive (with its own copy of the weights, ~0.4 MB here) for every
         # batch shape it meets, and the engine's batches vary from tick to tick (budgeted past origins,
-        # explanations), so the cache grew the engine by ~0.7 MB a tick up to its 1,024 entries. Measured on
-        # the shipped model: as fast without it (128 windows 409 vs 423 ms, 37 windows 104 vs 103 ms).
+        # explanations), so the cache grew the engine by ~0.7 MB a tick up to its 1,024 entries. Without it the
+        # shipped model is at most a few percent slower (measured in docs/model.md).
         with _without_onednn(), torch.inference_mode():
             out = self._net(to_tensors(batch, self.device))
             pred = stacked_prediction(out).float().cpu().numpy()
